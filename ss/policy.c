@@ -1097,15 +1097,21 @@ static int parse_endpoint(Parser *p, PolicyStreamtype *st, void *json)
         return r < 0 ? r : 0;
 }
 
+static void strip_slashes(char *s)
+{
+        size_t n = strspn(s, "/");
+
+        memmove(s, s + n, strlen(s + n) + 1);
+}
+
 static int parse_http_url(Parser *p, PolicyStreamtype *st, void *json)
 {
         int r = dup_string(p, json, POLICY_STRING_MAX, &st->http.url);
 
         if (r <= 0)
                 return r;
-        /* Stored without the leading "/", as upstream writes it. */
-        if (st->http.url[0] == '/')
-                memmove(st->http.url, st->http.url + 1, strlen(st->http.url));
+        /* Stored without leading "/", as upstream writes it. */
+        strip_slashes(st->http.url);
         return check_template(p, st->http.url);
 }
 
@@ -1528,10 +1534,11 @@ static int streamtype_apply_url(Parser *p, PolicyStreamtype *st, const Streamtyp
         st->tls = schemes[i].tls;
         st->port = (uint16_t) port_number;
         if (*path) {
-                char *url = strdup(*path == '/' ? path + 1 : path);
+                char *url = strdup(path);
 
                 if (!url)
                         return -ENOMEM;
+                strip_slashes(url);
                 free(st->http.url);
                 st->http.url = url;
         }
@@ -2188,6 +2195,8 @@ static void *entries_bsearch(void *const *v, size_t n, const char *name)
         const char *key = name;
         const char *const *keyp = &key;
 
+        if (n == 0)
+                return NULL;
         found = bsearch(&keyp, v, n, sizeof(void *), entry_cmp);
         return found ? *found : NULL;
 }

@@ -50,7 +50,7 @@ static size_t out_space(const char *out, size_t out_size, size_t used)
 
 static void out_put(Strexp *e, char *out, size_t *used, const char *p, size_t n)
 {
-        if (out)
+        if (out && n > 0)
                 memcpy(out + *used, p, n);
         *used += n;
         e->total += n;

@@ -455,6 +455,19 @@ static void test_api(void)
         is_str(smd->access[2].subscribe.names[1], "@100", "principals are kept as strings");
         is_int(smd->queue_max_bytes, 262144, "queue_max_bytes");
 
+        {
+                static const char slashes[] =
+                    "{\"s\": [{\"a\": {\"endpoint\": \"https://h//x\"}}, "
+                    "{\"b\": {\"http_url\": \"///y\", \"endpoint\": \"+/s\", \"port\": 9}}]}";
+
+                is_int(policy_add_buffer(p, "slashes", slashes, strlen(slashes), NULL), 0,
+                       "slashes parse");
+                is_str(policy_find_streamtype(p, "a")->http.url, "x",
+                       "leading slashes of a URL path are dropped");
+                is_str(policy_find_streamtype(p, "b")->http.url, "y",
+                       "leading slashes of http_url are dropped");
+                is_int(policy_find_streamtype(p, "b")->port, 0, "a unix socket has no port");
+        }
         is_int(policy_check_file("valid/ws.json", &errors), 0, "check: valid file");
         is_int(policy_check_file("invalid/retry-unknown.json", &errors), -EBADMSG,
                "check: invalid file");
