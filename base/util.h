@@ -15,37 +15,37 @@
 #include <time.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_     __attribute__((unused))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _likely_(x)   __builtin_expect(!!(x), 1)
-#define _unlikely_(x) __builtin_expect(!!(x), 0)
+#define _likely_(x)    __builtin_expect(!!(x), 1)
+#define _unlikely_(x)  __builtin_expect(!!(x), 0)
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 /* Hand an owned pointer over: returns it and clears the variable. */
-#define TAKE_PTR(p)                                                                                \
-        ({                                                                                         \
-                __typeof__(p) _taken = (p);                                                        \
-                (p) = NULL;                                                                        \
-                _taken;                                                                            \
+#define TAKE_PTR(p)                         \
+        ({                                  \
+                __typeof__(p) _taken = (p); \
+                (p) = NULL;                 \
+                _taken;                     \
         })
 
-#define TAKE_FD(fd)                                                                                \
-        ({                                                                                         \
-                int _taken_fd = (fd);                                                              \
-                (fd) = -EBADF;                                                                     \
-                _taken_fd;                                                                         \
+#define TAKE_FD(fd)                   \
+        ({                            \
+                int _taken_fd = (fd); \
+                (fd) = -EBADF;        \
+                _taken_fd;            \
         })
 
 /* Defines name##p(type **p) for use with _cleanup_, calling func on non-NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
-        static inline void func##p(type *p)                                                        \
-        {                                                                                          \
-                if (*p)                                                                            \
-                        (void) func(*p);                                                           \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p)     \
+        {                                       \
+                if (*p)                         \
+                        (void) func(*p);        \
         }
 
 static inline void *mfree(void *p)

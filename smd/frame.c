@@ -217,8 +217,8 @@ int frame_encode_u32(uint8_t *out, uint8_t type, uint32_t value)
         return FRAME_HEADER_SIZE + 4;
 }
 
-int frame_encode_create_result(uint8_t *out, size_t out_size, uint8_t result,
-                               uint32_t buffer_size, const char *reason)
+int frame_encode_create_result(uint8_t *out, size_t out_size, uint8_t result, uint32_t buffer_size,
+                               const char *reason)
 {
         size_t rlen = reason ? strlen(reason) : 0;
         size_t total = FRAME_HEADER_SIZE + 5 + rlen;

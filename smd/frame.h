@@ -12,15 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_HEADER_SIZE       3u
-#define FRAME_BODY_MAX          65535u
-#define FRAME_PAYLOAD_PREFIX    16u /* flags u32, held/latency u32, write time u64 */
-#define FRAME_CHUNK_MAX         1380u
-#define FRAME_STREAMTYPE_MAX    31u
-#define FRAME_PROTOCOL_VERSION  1u
+#define FRAME_HEADER_SIZE      3u
+#define FRAME_BODY_MAX         65535u
+#define FRAME_PAYLOAD_PREFIX   16u /* flags u32, held/latency u32, write time u64 */
+#define FRAME_CHUNK_MAX        1380u
+#define FRAME_STREAMTYPE_MAX   31u
+#define FRAME_PROTOCOL_VERSION 1u
 
 /* Bytes a payload frame takes on the wire around its payload. */
-#define FRAME_PAYLOAD_OVERHEAD  (FRAME_HEADER_SIZE + FRAME_PAYLOAD_PREFIX)
+#define FRAME_PAYLOAD_OVERHEAD (FRAME_HEADER_SIZE + FRAME_PAYLOAD_PREFIX)
 
 typedef enum FrameType {
         /* client -> agent */
@@ -120,8 +120,8 @@ int frame_encode_payload(uint8_t *out, uint8_t type, uint32_t flags, uint32_t he
 int frame_encode_streamtype(uint8_t *out, uint32_t pid, uint32_t credit, const char *name);
 int frame_encode_empty(uint8_t *out, uint8_t type);
 int frame_encode_u32(uint8_t *out, uint8_t type, uint32_t value);
-int frame_encode_create_result(uint8_t *out, size_t out_size, uint8_t result,
-                               uint32_t buffer_size, const char *reason);
+int frame_encode_create_result(uint8_t *out, size_t out_size, uint8_t result, uint32_t buffer_size,
+                               const char *reason);
 int frame_encode_connstate(uint8_t *out, uint32_t state, uint32_t ack);
 int frame_encode_metadata(uint8_t *out, size_t out_size, uint8_t type, const char *name,
                           const void *value, size_t value_len);

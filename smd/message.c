@@ -29,12 +29,12 @@ static const struct {
         const char *name;
         uint32_t bit;
 } class_names[] = {
-        {"interaction", SMD_CLASS_INTERACTION}, {"system_state", SMD_CLASS_SYSTEM_STATE},
-        {"network", SMD_CLASS_NETWORK},         {"metrics", SMD_CLASS_METRICS},
-        {"user0", SMD_CLASS_USER(0)},           {"user1", SMD_CLASS_USER(1)},
-        {"user2", SMD_CLASS_USER(2)},           {"user3", SMD_CLASS_USER(3)},
-        {"user4", SMD_CLASS_USER(4)},           {"user5", SMD_CLASS_USER(5)},
-        {"user6", SMD_CLASS_USER(6)},           {"user7", SMD_CLASS_USER(7)},
+    {"interaction", SMD_CLASS_INTERACTION}, {"system_state", SMD_CLASS_SYSTEM_STATE},
+    {"network", SMD_CLASS_NETWORK},         {"metrics", SMD_CLASS_METRICS},
+    {"user0", SMD_CLASS_USER(0)},           {"user1", SMD_CLASS_USER(1)},
+    {"user2", SMD_CLASS_USER(2)},           {"user3", SMD_CLASS_USER(3)},
+    {"user4", SMD_CLASS_USER(4)},           {"user5", SMD_CLASS_USER(5)},
+    {"user6", SMD_CLASS_USER(6)},           {"user7", SMD_CLASS_USER(7)},
 };
 
 const char *class_name(uint32_t bit)
@@ -94,17 +94,16 @@ size_t classes_format(uint32_t classes, char *buf, size_t size)
         for (size_t i = 0; i < ELEMENTSOF(class_names); i++) {
                 if (!(classes & class_names[i].bit))
                         continue;
-                int n = snprintf(buf ? buf + MIN(need, size) : NULL,
-                                 size > need ? size - need : 0, "%s%s", need ? "," : "",
-                                 class_names[i].name);
+                int n = snprintf(buf ? buf + MIN(need, size) : NULL, size > need ? size - need : 0,
+                                 "%s%s", need ? "," : "", class_names[i].name);
                 need += (size_t) n;
         }
         for (unsigned b = 0; b < 32; b++) {
                 uint32_t bit = UINT32_C(1) << b;
                 if ((classes & bit) && !class_name(bit)) {
-                        int n = snprintf(buf ? buf + MIN(need, size) : NULL,
-                                         size > need ? size - need : 0, "%s0x%x",
-                                         need ? "," : "", bit);
+                        int n =
+                            snprintf(buf ? buf + MIN(need, size) : NULL,
+                                     size > need ? size - need : 0, "%s0x%x", need ? "," : "", bit);
                         need += (size_t) n;
                 }
         }

@@ -21,18 +21,19 @@ void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool tap_in_ci(void);
 
 bool tap_check(bool cond, const char *file, int line, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 bool tap_check_int(long long a, long long b, const char *op, const char *file, int line,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 bool tap_check_str(const char *a, const char *b, const char *file, int line, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 bool tap_check_mem(const void *a, size_t alen, const void *b, size_t blen, const char *file,
                    int line, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
-#define ok(cond, ...)       tap_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define is_int(a, b, ...)   tap_check_int((long long) (a), (long long) (b), "==", __FILE__, __LINE__, __VA_ARGS__)
-#define cmp_int(a, op, b, ...)                                                                     \
+#define ok(cond, ...) tap_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define is_int(a, b, ...) \
+        tap_check_int((long long) (a), (long long) (b), "==", __FILE__, __LINE__, __VA_ARGS__)
+#define cmp_int(a, op, b, ...) \
         tap_check_int((long long) (a), (long long) (b), #op, __FILE__, __LINE__, __VA_ARGS__)
-#define is_str(a, b, ...)   tap_check_str((a), (b), __FILE__, __LINE__, __VA_ARGS__)
-#define is_mem(a, alen, b, blen, ...)                                                              \
+#define is_str(a, b, ...) tap_check_str((a), (b), __FILE__, __LINE__, __VA_ARGS__)
+#define is_mem(a, alen, b, blen, ...) \
         tap_check_mem((a), (alen), (b), (blen), __FILE__, __LINE__, __VA_ARGS__)

@@ -17,9 +17,8 @@ static void test_streamtype(void)
         Frame f;
         size_t used;
         int n = frame_encode_streamtype(buf, 1234, 0x4, "_lws_smd");
-        static const uint8_t expect[] = {0xaa, 0x00, 0x11, 0x01, 0x00, 0x00, 0x04, 0xd2, 0x00,
-                                         0x00, 0x00, 0x04, '_',  'l',  'w',  's',  '_',  's',
-                                         'm',  'd'};
+        static const uint8_t expect[] = {0xaa, 0x00, 0x11, 0x01, 0x00, 0x00, 0x04, 0xd2, 0x00, 0x00,
+                                         0x00, 0x04, '_',  'l',  'w',  's',  '_',  's',  'm',  'd'};
 
         is_mem(buf, (size_t) n, expect, sizeof(expect), "STREAMTYPE encodes to upstream bytes");
         is_int(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used), 1, "STREAMTYPE parses");
@@ -77,11 +76,11 @@ static void test_small_frames(void)
 
         n = frame_encode_empty(buf, FRAME_ONWARD_CONNECT);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 &&
-                   f.type == FRAME_ONWARD_CONNECT,
+               f.type == FRAME_ONWARD_CONNECT,
            "ONWARD_CONNECT");
         n = frame_encode_empty(buf, FRAME_DESTROYING);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 &&
-                   f.type == FRAME_DESTROYING,
+               f.type == FRAME_DESTROYING,
            "DESTROYING");
         n = frame_encode_u32(buf, FRAME_TX_CREDIT, (uint32_t) -5);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 && f.credit == -5,
@@ -90,27 +89,25 @@ static void test_small_frames(void)
         ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 && f.credit == 1000,
            "agent TXCR_UPDATE");
         n = frame_encode_u32(buf, FRAME_TIMEOUT_UPDATE, 0xffffffffu);
-        ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 &&
-                   f.value == 0xffffffffu,
+        ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 && f.value == 0xffffffffu,
            "TIMEOUT_UPDATE");
         n = frame_encode_u32(buf, FRAME_PAYLOAD_LENGTH_HINT, 1048576);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 && f.value == 1048576,
            "PAYLOAD_LENGTH_HINT");
         n = frame_encode_connstate(buf, 13, 0);
         is_int(n, 8, "CONNSTATE with a small state is 5 bytes of body");
-        ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 &&
-                   f.connstate.state == 13,
+        ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 && f.connstate.state == 13,
            "CONNSTATE u8 state");
         n = frame_encode_connstate(buf, 0x1234, 77);
         is_int(n, 11, "CONNSTATE with a large state is 8 bytes of body");
         ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 &&
-                   f.connstate.state == 0x1234 && f.connstate.ack == 77,
+               f.connstate.state == 0x1234 && f.connstate.ack == 77,
            "CONNSTATE u32 state and ack");
         n = frame_encode_create_result(buf, sizeof(buf), 1, 4096, "no such streamtype");
         ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 &&
-                   f.create_result.result == 1 && f.create_result.buffer_size == 4096 &&
-                   f.create_result.reason_len == 18 &&
-                   memcmp(f.create_result.reason, "no such streamtype", 18) == 0,
+               f.create_result.result == 1 && f.create_result.buffer_size == 4096 &&
+               f.create_result.reason_len == 18 &&
+               memcmp(f.create_result.reason, "no such streamtype", 18) == 0,
            "CREATE_RESULT with buffer size and reason");
         buf[0] = FRAME_CREATE_RESULT;
         be16_write(buf + 1, 1);
@@ -119,12 +116,12 @@ static void test_small_frames(void)
            "a one-byte CREATE_RESULT, as old upstream proxies send, parses");
         n = frame_encode_metadata(buf, sizeof(buf), FRAME_TX_METADATA, "ctype", "text/html", 9);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_AGENT, &f, &used) == 1 &&
-                   f.metadata.name_len == 5 && memcmp(f.metadata.name, "ctype", 5) == 0 &&
-                   f.metadata.value_len == 9,
+               f.metadata.name_len == 5 && memcmp(f.metadata.name, "ctype", 5) == 0 &&
+               f.metadata.value_len == 9,
            "METADATA client to agent");
         n = frame_encode_metadata(buf, sizeof(buf), FRAME_RX_METADATA, "x", "", 0);
         ok(frame_parse(buf, (size_t) n, FRAME_TO_CLIENT, &f, &used) == 1 &&
-                   f.metadata.value_len == 0,
+               f.metadata.value_len == 0,
            "METADATA agent to client with an empty value");
 }
 
@@ -144,8 +141,7 @@ static void test_split_and_coalesced(void)
         n = frame_encode_empty(stream + len, FRAME_ONWARD_CONNECT);
         len += (size_t) n;
         types[ntypes++] = FRAME_ONWARD_CONNECT;
-        n = frame_encode_payload(stream + len, FRAME_TX_PAYLOAD, 3, 0, 0, "0123456789abcdef{}",
-                                 18);
+        n = frame_encode_payload(stream + len, FRAME_TX_PAYLOAD, 3, 0, 0, "0123456789abcdef{}", 18);
         len += (size_t) n;
         types[ntypes++] = FRAME_TX_PAYLOAD;
         n = frame_encode_metadata(stream + len, sizeof(stream) - len, FRAME_TX_METADATA, "k", "v",
@@ -168,8 +164,8 @@ static void test_split_and_coalesced(void)
                         for (;;) {
                                 Frame f;
                                 size_t used;
-                                int r = frame_parse(acc + off, have - off, FRAME_TO_AGENT, &f,
-                                                    &used);
+                                int r =
+                                    frame_parse(acc + off, have - off, FRAME_TO_AGENT, &f, &used);
                                 if (r < 0) {
                                         all_ok = false;
                                         break;
@@ -269,7 +265,7 @@ static void test_classes(void)
         char buf[128];
 
         ok(classes_parse("network,user0", &m, NULL, NULL) == 0 &&
-                   m == (SMD_CLASS_NETWORK | SMD_CLASS_USER(0)),
+               m == (SMD_CLASS_NETWORK | SMD_CLASS_USER(0)),
            "class list parses");
         ok(classes_parse("all", &m, NULL, NULL) == 0 && m == SMD_CLASS_ALL, "all");
         is_int(classes_parse("network,bogus", &m, &bad, &badlen), -EINVAL, "unknown class refused");
@@ -278,7 +274,7 @@ static void test_classes(void)
         classes_format(SMD_CLASS_SYSTEM_STATE | SMD_CLASS_USER(7), buf, sizeof(buf));
         is_str(buf, "system_state,user7", "classes format");
         is_int(SMD_CLASS_INTERACTION | SMD_CLASS_SYSTEM_STATE | SMD_CLASS_NETWORK |
-                       SMD_CLASS_METRICS,
+                   SMD_CLASS_METRICS,
                0xf, "upstream class values");
 }
 

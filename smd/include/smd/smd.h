@@ -85,7 +85,8 @@ int smd_bus_process(smd_bus *bus);
 int smd_bus_wait(smd_bus *bus, uint64_t timeout_usec);
 /* Wait until everything published so far has been written to the agent. */
 int smd_bus_flush(smd_bus *bus, uint64_t timeout_usec);
-/* A description of the last refusal or protocol error, or NULL. */
+/* A description of the last refusal or protocol error, or NULL. With a NULL
+ * bus: why the last failed smd_bus_open() of this thread failed. */
 const char *smd_bus_get_error(smd_bus *bus);
 /* The agent's socket path this connection uses. */
 const char *smd_bus_get_socket_path(smd_bus *bus);

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smdagent: the system message and connectivity agent. Parses options and
+ * hands over to the manager.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+
+#define POLICY_PATHS_MAX 64
+
+static void help(void)
+{
+        printf("Usage: smdagent [OPTIONS]\n\n"
+               "The system message bus and connectivity agent.\n\n"
+               "  -s, --socket PATH      listen on PATH (default: /run/smdagent/ss.sock for\n"
+               "                         root, $XDG_RUNTIME_DIR/smdagent/ss.sock otherwise)\n"
+               "  -p, --policy PATH      add a policy file or directory (repeatable)\n"
+               "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
+               "  -h, --help             show this help\n"
+               "      --version          show the version\n\n"
+               "See smdagent(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"socket", required_argument, NULL, 's'},    {"policy", required_argument, NULL, 'p'},
+            {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},         {},
+        };
+        const char *policy_paths[POLICY_PATHS_MAX];
+        ManagerOptions o = {.policy_paths = policy_paths};
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sigset_t mask;
+        int c, r;
+
+        log_setup();
+        while ((c = getopt_long(argc, argv, "s:p:l:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        o.socket_path = optarg;
+                        break;
+                case 'p':
+                        if (o.n_policy_paths >= POLICY_PATHS_MAX) {
+                                fprintf(stderr,
+                                        "smdagent: too many --policy options (at most %d)\n",
+                                        POLICY_PATHS_MAX);
+                                return 2;
+                        }
+                        policy_paths[o.n_policy_paths++] = optarg;
+                        break;
+                case 'l':
+                        if (log_set_level_from_string(optarg) < 0) {
+                                fprintf(stderr, "smdagent: unknown log level \"%s\"\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("smdagent %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'smdagent --help'.\n");
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "smdagent: unexpected argument \"%s\"\nTry 'smdagent --help'.\n",
+                        argv[optind]);
+                return 2;
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = manager_new(&m, &o);
+        if (r < 0)
+                return 1;
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+        r = manager_run(m);
+        return r < 0 ? 1 : r;
+}

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's manager (see manager.h): wiring of event loop, bus, server,
+ * signals and service manager notifications.
+ */
+#include "manager.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "log.h"
+#include "message.h"
+
+int runtime_socket_path(char **ret_path, char **ret_dir)
+{
+        const char *e = getenv("SMD_SOCKET");
+        char *dir, *path;
+
+        if (e && *e) {
+                path = strdup(e);
+                if (!path)
+                        return -ENOMEM;
+                *ret_path = path;
+                *ret_dir = NULL;
+                return 0;
+        }
+        if (geteuid() == 0) {
+                dir = strdup("/run/smdagent");
+        } else {
+                const char *x = getenv("XDG_RUNTIME_DIR");
+                if (!x || x[0] != '/')
+                        return -ENXIO;
+                if (asprintf(&dir, "%s/smdagent", x) < 0)
+                        dir = NULL;
+        }
+        if (!dir)
+                return -ENOMEM;
+        if (asprintf(&path, "%s/ss.sock", dir) < 0) {
+                free(dir);
+                return -ENOMEM;
+        }
+        *ret_path = path;
+        *ret_dir = dir;
+        return 0;
+}
+
+void manager_set_state(Manager *m, const char *state)
+{
+        char buf[64];
+        int n, r;
+
+        m->state = state;
+        n = snprintf(buf, sizeof(buf), "{\"state\":\"%s\"}", state);
+        r = bus_send_retained(m->bus, "state", SMD_CLASS_SYSTEM_STATE, buf, (size_t) n);
+        if (r < 0)
+                log_warning_errno(r, "failed to publish system state %s: %m", state);
+        log_debug("system state: %s", state);
+        (void) sd_notifyf(false, "STATUS=%s; listening on %s", state, m->socket_path);
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        Manager *m = userdata;
+
+        log_info("received %s, shutting down", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=shutting down");
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        log_info("received SIGHUP: policy reload is not implemented yet; nothing changed");
+        return 0;
+}
+
+static const ServerHandlers server_handlers = {
+    .control = manager_on_control,
+};
+
+int manager_new(Manager **ret, const ManagerOptions *options)
+{
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_error_errno(ENOMEM, "out of memory");
+        m->start_usec = now_usec(CLOCK_MONOTONIC);
+        access_init_default(&m->access);
+
+        r = sd_event_new(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "failed to create the event loop: %m");
+        (void) sd_event_set_watchdog(m->event, true);
+
+        r = bus_new(&m->bus, m->event, NULL);
+        if (r < 0)
+                return log_error_errno(r, "failed to create the bus: %m");
+
+        if (options->socket_path) {
+                m->socket_path = strdup(options->socket_path);
+                if (!m->socket_path)
+                        return log_error_errno(ENOMEM, "out of memory");
+        } else {
+                r = runtime_socket_path(&m->socket_path, &m->runtime_dir);
+                if (r == -ENXIO)
+                        return log_error_errno(r, "XDG_RUNTIME_DIR is not set (or not absolute) "
+                                                  "and we are not root: pass --socket PATH");
+                if (r < 0)
+                        return log_error_errno(r, "failed to determine the socket path: %m");
+        }
+        manager_set_state(m, "INITIALIZED");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m)
+{
+        if (!m)
+                return NULL;
+        m->server = server_free(m->server);
+        m->bus = bus_free(m->bus);
+        sd_event_source_disable_unref(m->sigterm);
+        sd_event_source_disable_unref(m->sigint);
+        sd_event_source_disable_unref(m->sighup);
+        sd_event_unref(m->event);
+        free(m->socket_path);
+        free(m->runtime_dir);
+        free(m);
+        return NULL;
+}
+
+/* The socket systemd passed us, if any; it must be a listening unix stream socket. */
+static int listen_fd_from_systemd(char **ret_path)
+{
+        int n = sd_listen_fds(true);
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+
+        if (n <= 0)
+                return n < 0 ? n : -ENOENT;
+        if (n > 1)
+                log_warning("received %d sockets from the service manager; using the first", n);
+        if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
+                return log_error_errno(EINVAL, "the socket passed by the service manager is "
+                                               "not a listening unix stream socket");
+        if (getsockname(SD_LISTEN_FDS_START, (struct sockaddr *) &sa, &len) == 0 &&
+            len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0]) {
+                char *p = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+                if (p) {
+                        *ret_path = p;
+                }
+        }
+        return SD_LISTEN_FDS_START;
+}
+
+int manager_start(Manager *m)
+{
+        char *activated_path = NULL;
+        int fd, r;
+
+        fd = listen_fd_from_systemd(&activated_path);
+        if (fd >= 0) {
+                m->socket_activated = true;
+                if (activated_path) {
+                        free(m->socket_path);
+                        m->socket_path = activated_path;
+                }
+                log_info("using the socket passed by the service manager: %s", m->socket_path);
+        } else if (fd != -ENOENT) {
+                return fd;
+        } else if (m->runtime_dir) {
+                if (mkdir(m->runtime_dir, geteuid() == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
+                        return log_error_errno(errno, "failed to create %s: %m", m->runtime_dir);
+        }
+
+        r = server_new(&m->server, m->event, m->bus, &m->access, m->socket_path, fd >= 0 ? fd : -1,
+                       &server_handlers, m);
+        if (r == -EADDRINUSE)
+                return log_error_errno(r, "another agent is already listening on %s",
+                                       m->socket_path);
+        if (r < 0)
+                return log_error_errno(r, "failed to listen on %s: %m", m->socket_path);
+
+        r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up signal handling: %m");
+
+        log_info("smdagent %s listening on %s", PACKAGE_VERSION, m->socket_path);
+        manager_set_state(m, "OPERATIONAL");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=OPERATIONAL; listening on %s", m->socket_path);
+        return 0;
+}
+
+int manager_run(Manager *m)
+{
+        int r = sd_event_loop(m->event);
+
+        if (r < 0)
+                return log_error_errno(r, "event loop failed: %m");
+        return r;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent: owns the event loop, the bus, the proxy socket server and the
+ * policy, publishes the system state, and answers control requests.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "access.h"
+#include "bus.h"
+#include "server.h"
+#include "util.h"
+
+typedef struct ManagerOptions {
+        const char *socket_path; /* NULL: the default for this user */
+        const char *const *policy_paths;
+        size_t n_policy_paths;
+} ManagerOptions;
+
+typedef struct Manager {
+        sd_event *event;
+        Bus *bus;
+        Server *server;
+        Access access;
+        char *socket_path;
+        char *runtime_dir; /* created by us, NULL if the socket path was given */
+        uint64_t start_usec;
+        const char *state;
+        sd_event_source *sigterm, *sigint, *sighup;
+        bool socket_activated;
+} Manager;
+
+int manager_new(Manager **ret, const ManagerOptions *options);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Start listening and announce readiness. */
+int manager_start(Manager *m);
+/* Run until told to stop; returns the exit status. */
+int manager_run(Manager *m);
+
+/* Commit a system state: published on SYSTEM_STATE and retained. */
+void manager_set_state(Manager *m, const char *state);
+
+/* The control request handler (control.c). */
+void manager_on_control(Client *c, const char *request, size_t size, void *userdata);
+
+/* Resolve the socket path for this user: $SMD_SOCKET, /run/smdagent/ss.sock for root,
+ * $XDG_RUNTIME_DIR/smdagent/ss.sock otherwise; ret_dir is the directory to create. */
+int runtime_socket_path(char **ret_path, char **ret_dir);

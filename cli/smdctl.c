@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smdctl: query and drive smdagent. Every command talks to the agent through
+ * libsmd: the bus commands through `_lws_smd`, the rest through `_smd_ctl`.
+ *
+ * Exit status: 0 success, 1 the operation failed, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "message.h"
+#include "smd/smd.h"
+#include "util.h"
+
+#define EXIT_USAGE           2
+#define CONTROL_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+static const char *arg_socket;
+static bool arg_json;
+static char *socket_path;
+
+_printf_(1, 2) static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("smdctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'smdctl --help'.\n", stderr);
+        return EXIT_USAGE;
+}
+
+_printf_(1, 2) static int fail(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("smdctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_FAILURE;
+}
+
+static void help(void)
+{
+        printf("Usage: smdctl [OPTIONS] COMMAND ...\n\n"
+               "Query and drive smdagent, the system message bus and connectivity agent.\n\n"
+               "Commands:\n"
+               "  monitor [--class LIST] [--count N] [--timeout SECONDS]\n"
+               "                          print messages from the bus as they arrive\n"
+               "  publish --class LIST PAYLOAD\n"
+               "                          publish one message (payload at most 384 bytes)\n"
+               "  status                  show the agent's state and counters\n\n"
+               "Options:\n"
+               "  -s, --socket PATH       the agent's socket (default: $SMD_SOCKET, else\n"
+               "                          /run/smdagent/ss.sock for root, else\n"
+               "                          $XDG_RUNTIME_DIR/smdagent/ss.sock)\n"
+               "  -j, --json              machine-readable output\n"
+               "  -h, --help              show this help\n"
+               "      --version           show the version\n\n"
+               "Classes: network, system_state, interaction, metrics, user0 ... user7, all.\n"
+               "See smdctl(1).\n");
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+        char *end;
+        unsigned long long v;
+
+        if (!*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Seconds with an optional fraction, to µs. */
+static int parse_seconds(const char *s, uint64_t *ret)
+{
+        char *end;
+        double d;
+
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno || *end || !(d >= 0) || d > 1e9)
+                return -EINVAL;
+        *ret = (uint64_t) (d * 1e6);
+        return 0;
+}
+
+static int parse_class_option(const char *arg, uint32_t *ret)
+{
+        const char *bad;
+        size_t badlen;
+
+        if (classes_parse(arg, ret, &bad, &badlen) < 0)
+                return usage_error("unknown class \"%.*s\" in \"%s\" (classes: network, "
+                                   "system_state, interaction, metrics, user0 ... user7, all)",
+                                   (int) badlen, bad, arg);
+        return 0;
+}
+
+static int open_bus(smd_bus **ret, uint32_t classes)
+{
+        int r = smd_bus_open(ret, socket_path, classes);
+
+        if (r == -EACCES)
+                return fail("%s", smd_bus_get_error(NULL) ? smd_bus_get_error(NULL)
+                                                          : "the agent refused the subscription");
+        if (r < 0)
+                return fail("cannot connect to the agent at %s: %s", socket_path, strerror(-r));
+        return 0;
+}
+
+/* monitor */
+
+typedef struct MonitorState {
+        uint64_t count, seen;
+        int status;
+} MonitorState;
+
+static void print_message(const smd_message *m)
+{
+        char classes[160];
+        json_object *payload;
+        json_tokener *tok;
+
+        classes_format(m->classes, classes, sizeof(classes));
+        if (!arg_json) {
+                if (m->lost)
+                        printf("-- lost %u messages --\n", m->lost);
+                printf("%" PRIu64 ".%06" PRIu64 " %s %.*s\n", m->timestamp_us / USEC_PER_SEC,
+                       m->timestamp_us % USEC_PER_SEC, classes, (int) m->size, m->payload);
+                return;
+        }
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+        for (const char *p = classes; *p;) {
+                size_t n = strcspn(p, ",");
+                json_object_array_add(a, json_object_new_string_len(p, (int) n));
+                p += n + (p[n] == ',');
+        }
+        json_object_object_add(o, "class", a);
+        json_object_object_add(o, "ts_us", json_object_new_int64((int64_t) m->timestamp_us));
+        tok = json_tokener_new();
+        payload = tok ? json_tokener_parse_ex(tok, m->payload, (int) m->size) : NULL;
+        if (!payload || !tok || json_tokener_get_error(tok) != json_tokener_success ||
+            tok->char_offset != (int) m->size) {
+                json_object_put(payload);
+                payload = json_object_new_string_len(m->payload, (int) m->size);
+        }
+        json_tokener_free(tok);
+        json_object_object_add(o, "payload", payload);
+        if (m->lost)
+                json_object_object_add(o, "lost", json_object_new_int64(m->lost));
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+}
+
+static void on_monitor_message(smd_bus *bus, const smd_message *m, void *userdata)
+{
+        MonitorState *s = userdata;
+
+        if (s->count && s->seen >= s->count)
+                return;
+        print_message(m);
+        s->seen++;
+        fflush(stdout);
+}
+
+static void on_monitor_link(smd_bus *bus, int state, void *userdata)
+{
+        if (state == SMD_LINK_DOWN)
+                fprintf(stderr, "smdctl: link to the agent lost; reconnecting\n");
+        else
+                fprintf(stderr, "smdctl: reconnected; messages sent meanwhile were not seen\n");
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"class", required_argument, NULL, 'c'},
+            {"count", required_argument, NULL, 'n'},
+            {"timeout", required_argument, NULL, 't'},
+            {"json", no_argument, NULL, 'j'},
+            {},
+        };
+        uint32_t classes = SMD_CLASS_ALL;
+        uint64_t timeout = UINT64_MAX, deadline;
+        MonitorState s = {};
+        smd_bus *bus;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+c:n:t:j", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        if ((r = parse_class_option(optarg, &classes)) != 0)
+                                return r;
+                        break;
+                case 'n':
+                        if (parse_uint(optarg, UINT32_MAX, &s.count) < 0 || s.count == 0)
+                                return usage_error("--count needs a positive number, not \"%s\"",
+                                                   optarg);
+                        break;
+                case 't':
+                        if (parse_seconds(optarg, &timeout) < 0)
+                                return usage_error("--timeout needs seconds, not \"%s\"", optarg);
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                default:
+                        return usage_error("monitor: unknown option");
+                }
+        }
+        if (optind < argc)
+                return usage_error("monitor: unexpected argument \"%s\"", argv[optind]);
+        if ((r = open_bus(&bus, classes)) != 0)
+                return r;
+        smd_bus_set_message_handler(bus, on_monitor_message, &s);
+        smd_bus_set_link_handler(bus, on_monitor_link, &s);
+        deadline = timeout == UINT64_MAX ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout;
+        while (!s.count || s.seen < s.count) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (now >= deadline)
+                        break;
+                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0) {
+                        smd_bus_close(bus);
+                        return fail("monitor failed: %s", strerror(-r));
+                }
+        }
+        smd_bus_close(bus);
+        if (s.count && s.seen < s.count)
+                return fail("timed out after %" PRIu64 " of %" PRIu64 " messages", s.seen, s.count);
+        return 0;
+}
+
+static int cmd_publish(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"class", required_argument, NULL, 'c'},
+            {},
+        };
+        uint32_t classes = 0;
+        const char *payload;
+        smd_bus *bus;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+c:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        if ((r = parse_class_option(optarg, &classes)) != 0)
+                                return r;
+                        break;
+                default:
+                        return usage_error("publish: unknown option");
+                }
+        }
+        if (!classes)
+                return usage_error("publish needs --class");
+        if (optind + 1 != argc)
+                return usage_error("publish needs exactly one PAYLOAD argument");
+        payload = argv[optind];
+        if (strlen(payload) > SMD_PAYLOAD_MAX)
+                return usage_error("payload is %zu bytes; at most %d are allowed", strlen(payload),
+                                   SMD_PAYLOAD_MAX);
+        if ((r = open_bus(&bus, 0)) != 0)
+                return r;
+        r = smd_bus_publish(bus, classes, payload, strlen(payload));
+        if (r >= 0)
+                r = smd_bus_flush(bus, CONTROL_TIMEOUT_USEC);
+        if (r == -EACCES) {
+                char names[128];
+                classes_format(classes, names, sizeof(names));
+                smd_bus_close(bus);
+                return fail("the agent refused to publish to class %s (publishing it needs root "
+                            "or group smdagent by default)",
+                            names);
+        }
+        smd_bus_close(bus);
+        if (r < 0)
+                return fail("publish failed: %s", strerror(-r));
+        return 0;
+}
+
+static int control(const char *request, json_object **ret)
+{
+        char *reply = NULL;
+        json_object *o, *okv;
+        int r = smd_control(socket_path, request, &reply, CONTROL_TIMEOUT_USEC);
+
+        if (r < 0)
+                return fail("cannot reach the agent at %s: %s", socket_path, strerror(-r));
+        o = json_tokener_parse(reply);
+        free(reply);
+        if (!o)
+                return fail("the agent sent an answer that is not JSON");
+        if (json_object_object_get_ex(o, "ok", &okv) && !json_object_get_boolean(okv)) {
+                json_object *e;
+                json_object_object_get_ex(o, "error", &e);
+                r = fail("%s", e ? json_object_get_string(e) : "request failed");
+                json_object_put(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "?";
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+        json_object *o = NULL, *b = NULL;
+        int r;
+
+        if (argc > 1)
+                return usage_error("status: unexpected argument \"%s\"", argv[1]);
+        if ((r = control("{\"cmd\":\"status\"}", &o)) != 0)
+                return r;
+        if (arg_json) {
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                json_object_put(o);
+                return 0;
+        }
+        json_object_object_get_ex(o, "bus", &b);
+        printf("smdagent %s (pid %" PRId64 ")\n", jstr(o, "version"), jint(o, "pid"));
+        printf("       state: %s\n", jstr(o, "state"));
+        printf("      uptime: %.1f s\n", (double) jint(o, "uptime_us") / 1e6);
+        printf("      socket: %s\n", jstr(o, "socket"));
+        printf("participants: %" PRId64 "\n", jint(o, "participants"));
+        printf("    messages: %" PRId64 " sent, %" PRId64 " delivered, %" PRId64 " lost, %" PRId64
+               " queued\n",
+               jint(b, "sent"), jint(b, "delivered"), jint(b, "lost"), jint(b, "queued_messages"));
+        json_object_put(o);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"socket", required_argument, NULL, 's'},
+            {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {},
+        };
+        static const struct {
+                const char *name;
+                int (*run)(int argc, char **argv);
+        } commands[] = {
+            {"monitor", cmd_monitor},
+            {"publish", cmd_publish},
+            {"status", cmd_status},
+        };
+        int c, r;
+
+        signal(SIGPIPE, SIG_IGN);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        while ((c = getopt_long(argc, argv, "+s:jh", options, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        arg_socket = optarg;
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("smdctl %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        fputs("Try 'smdctl --help'.\n", stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc)
+                return usage_error("no command given");
+        if (arg_socket)
+                socket_path = strdup(arg_socket);
+        else if ((r = smd_default_socket_path(&socket_path)) < 0)
+                return fail("cannot tell where the agent's socket is (%s): set XDG_RUNTIME_DIR "
+                            "or pass --socket PATH",
+                            strerror(-r));
+        if (!socket_path)
+                return fail("out of memory");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(argv[optind], commands[i].name)) {
+                        r = commands[i].run(argc - optind, argv + optind);
+                        free(socket_path);
+                        return r;
+                }
+        free(socket_path);
+        return usage_error("unknown command \"%s\"", argv[optind]);
+}

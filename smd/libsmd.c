@@ -1,0 +1,773 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsmd (see include/smd/smd.h): the application side of the `_lws_smd` and
+ * `_smd_ctl` streamtypes over the agent's socket. It speaks the same frame
+ * codec as the agent; everything here is non-blocking except the explicit
+ * waits (open, flush, wait, control).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "message.h"
+#include "smd/smd.h"
+#include "util.h"
+
+#define _public_ __attribute__((visibility("default")))
+
+#define OPEN_TIMEOUT_USEC    (5 * USEC_PER_SEC)
+#define RECONNECT_FIRST_USEC (100 * USEC_PER_MSEC)
+#define RECONNECT_MAX_USEC   (2 * USEC_PER_SEC)
+#define OUT_MAX              (1024u * 1024u) /* queued publishes while the socket is full */
+
+/* Why the last smd_bus_open() of this thread failed. */
+static _Thread_local char open_error[256];
+
+typedef enum LinkState {
+        LINK_DOWN,
+        LINK_OPENING, /* STREAMTYPE sent, waiting for CREATE_RESULT */
+        LINK_UP,
+} LinkState;
+
+struct smd_bus {
+        char *path;
+        uint32_t classes;
+        int fd;
+        LinkState state;
+        bool reconnect;
+        bool ever_up;
+        uint64_t retry_at, backoff;
+
+        uint8_t *in;
+        size_t in_len, in_size;
+        uint8_t *out;
+        size_t out_len, out_off, out_size;
+
+        uint32_t lost_pending;
+        unsigned sync_pending; /* ONWARD_CONNECT markers not yet answered */
+        bool nacked;
+        bool refused;
+
+        smd_message_handler_t on_message;
+        void *message_userdata;
+        smd_link_handler_t on_link;
+        void *link_userdata;
+
+        sd_event *event;
+        sd_event_source *io_source, *time_source;
+        int64_t priority;
+
+        char error[256];
+};
+
+/* prefix + ": " + detail (not NUL-terminated, len bytes). */
+static void set_error(smd_bus *bus, const char *prefix, const char *detail, size_t len)
+{
+        snprintf(bus->error, sizeof(bus->error), "%s: %.*s", prefix, (int) MIN(len, (size_t) 200),
+                 detail ? detail : "");
+}
+
+_public_ int smd_default_socket_path(char **ret)
+{
+        const char *e = getenv("SMD_SOCKET");
+        char *p;
+
+        if (!ret)
+                return -EINVAL;
+        if (e && *e)
+                p = strdup(e);
+        else if (geteuid() == 0)
+                p = strdup("/run/smdagent/ss.sock");
+        else {
+                const char *x = getenv("XDG_RUNTIME_DIR");
+                if (!x || x[0] != '/')
+                        return -ENXIO;
+                if (asprintf(&p, "%s/smdagent/ss.sock", x) < 0)
+                        p = NULL;
+        }
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+static int socket_connect(const char *path)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r == -EAGAIN ? -ECONNREFUSED : r;
+        }
+        return fd;
+}
+
+static int out_reserve(smd_bus *bus, size_t n)
+{
+        if (bus->out_off == bus->out_len)
+                bus->out_off = bus->out_len = 0;
+        if (bus->out_len + n <= bus->out_size)
+                return 0;
+        if (bus->out_off) {
+                memmove(bus->out, bus->out + bus->out_off, bus->out_len - bus->out_off);
+                bus->out_len -= bus->out_off;
+                bus->out_off = 0;
+                if (bus->out_len + n <= bus->out_size)
+                        return 0;
+        }
+        if (bus->out_len + n > OUT_MAX)
+                return -ENOBUFS;
+        size_t size = MAX(bus->out_len + n, bus->out_size * 2);
+        uint8_t *p = realloc(bus->out, size);
+        if (!p)
+                return -ENOMEM;
+        bus->out = p;
+        bus->out_size = size;
+        return 0;
+}
+
+static int bus_write(smd_bus *bus)
+{
+        while (bus->out_off < bus->out_len) {
+                ssize_t n = send(bus->fd, bus->out + bus->out_off, bus->out_len - bus->out_off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        return -errno;
+                }
+                bus->out_off += (size_t) n;
+        }
+        bus->out_off = bus->out_len = 0;
+        return 1;
+}
+
+static void update_sources(smd_bus *bus);
+
+static void link_down(smd_bus *bus, const char *why)
+{
+        bool was_up = bus->state == LINK_UP;
+
+        bus->fd = safe_close(bus->fd);
+        bus->state = LINK_DOWN;
+        bus->in_len = 0;
+        bus->out_len = bus->out_off = 0;
+        bus->sync_pending = 0;
+        if (why && !bus->refused)
+                set_error(bus, "link to the agent lost", why, strlen(why));
+        bus->backoff =
+            bus->backoff ? MIN(bus->backoff * 2, RECONNECT_MAX_USEC) : RECONNECT_FIRST_USEC;
+        bus->retry_at = now_usec(CLOCK_MONOTONIC) + bus->backoff;
+        update_sources(bus);
+        if (was_up && bus->on_link)
+                bus->on_link(bus, SMD_LINK_DOWN, bus->link_userdata);
+}
+
+/* Connect and send STREAMTYPE; the CREATE_RESULT arrives later. */
+static int link_open(smd_bus *bus)
+{
+        int fd = socket_connect(bus->path), r;
+
+        if (fd < 0)
+                return fd;
+        bus->fd = fd;
+        bus->state = LINK_OPENING;
+        r = out_reserve(bus, FRAME_HEADER_SIZE + 9 + 8);
+        if (r < 0)
+                return r;
+        bus->out_len += (size_t) frame_encode_streamtype(
+            bus->out + bus->out_len, (uint32_t) getpid(), bus->classes, "_lws_smd");
+        r = bus_write(bus);
+        return r < 0 ? r : 0;
+}
+
+static void on_frame(smd_bus *bus, const Frame *f)
+{
+        switch ((FrameType) f->type) {
+        case FRAME_CREATE_RESULT:
+                if (bus->state != LINK_OPENING)
+                        break;
+                if (f->create_result.result != 0) {
+                        bus->refused = true;
+                        set_error(bus, "the agent refused the subscription",
+                                  f->create_result.reason, f->create_result.reason_len);
+                        bus->reconnect = false;
+                        link_down(bus, NULL);
+                        return;
+                }
+                bus->state = LINK_UP;
+                bus->backoff = 0;
+                if (bus->ever_up && bus->on_link)
+                        bus->on_link(bus, SMD_LINK_UP, bus->link_userdata);
+                bus->ever_up = true;
+                return;
+        case FRAME_RX_PAYLOAD: {
+                MessageHeader h;
+                smd_message m;
+
+                if (message_header_parse(f->payload.data, f->payload.size, &h) < 0)
+                        break;
+                if (h.classes & MESSAGE_CLASS_LOST_NOTICE) {
+                        const char *p =
+                            memmem(f->payload.data + MESSAGE_HEADER_SIZE,
+                                   f->payload.size - MESSAGE_HEADER_SIZE, "\"count\":", 8);
+                        if (p)
+                                bus->lost_pending += (uint32_t) strtoul(p + 8, NULL, 10);
+                        return;
+                }
+                m = (smd_message){
+                    .classes = (uint32_t) h.classes,
+                    .timestamp_us = h.timestamp_us,
+                    .payload = (const char *) f->payload.data + MESSAGE_HEADER_SIZE,
+                    .size = f->payload.size - MESSAGE_HEADER_SIZE,
+                    .lost = bus->lost_pending,
+                };
+                bus->lost_pending = 0;
+                if (bus->on_message)
+                        bus->on_message(bus, &m, bus->message_userdata);
+                return;
+        }
+        case FRAME_CONNSTATE:
+                if (f->connstate.state == 13 /* QOS_NACK_LOCAL */) {
+                        bus->nacked = true;
+                        snprintf(bus->error, sizeof(bus->error),
+                                 "the agent refused a published message");
+                } else if (f->connstate.state == 5 /* CONNECTED */ && bus->sync_pending) {
+                        bus->sync_pending--;
+                } else if (f->connstate.state == 7 /* DESTROYING */) {
+                        link_down(bus, "the agent is shutting down");
+                }
+                return;
+        case FRAME_RX_CREDIT:
+        case FRAME_RX_METADATA:
+                return;
+        case FRAME_STREAMTYPE:
+        case FRAME_ONWARD_CONNECT:
+        case FRAME_DESTROYING:
+        case FRAME_TX_PAYLOAD:
+        case FRAME_TX_METADATA:
+        case FRAME_TX_CREDIT:
+        case FRAME_TIMEOUT_UPDATE:
+        case FRAME_PAYLOAD_LENGTH_HINT:
+                break;
+        }
+}
+
+static int bus_read(smd_bus *bus)
+{
+        for (int round = 0; round < 64 && bus->state != LINK_DOWN; round++) {
+                size_t off = 0;
+                ssize_t n;
+
+                if (bus->in_size - bus->in_len < 4096) {
+                        size_t size = MAX(bus->in_size * 2, (size_t) 16384);
+                        uint8_t *p;
+
+                        size = MIN(size, (size_t) (FRAME_HEADER_SIZE + FRAME_BODY_MAX + 16384));
+                        p = realloc(bus->in, size);
+                        if (!p)
+                                return -ENOMEM;
+                        bus->in = p;
+                        bus->in_size = size;
+                }
+                n = recv(bus->fd, bus->in + bus->in_len, bus->in_size - bus->in_len, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        link_down(bus, strerror(errno));
+                        return 0;
+                }
+                if (n == 0) {
+                        link_down(bus, "the agent closed the connection");
+                        return 0;
+                }
+                bus->in_len += (size_t) n;
+                while (bus->state != LINK_DOWN) {
+                        Frame f;
+                        size_t used;
+                        int r = frame_parse(bus->in + off, bus->in_len - off, FRAME_TO_CLIENT, &f,
+                                            &used);
+                        if (r < 0) {
+                                link_down(bus, "invalid frame from the agent");
+                                return 0;
+                        }
+                        if (r == 0)
+                                break;
+                        on_frame(bus, &f);
+                        off += used;
+                }
+                if (bus->state == LINK_DOWN)
+                        return 0;
+                memmove(bus->in, bus->in + off, bus->in_len - off);
+                bus->in_len -= off;
+        }
+        return 0;
+}
+
+_public_ int smd_bus_process(smd_bus *bus)
+{
+        int r;
+
+        if (!bus)
+                return -EINVAL;
+        if (bus->state == LINK_DOWN) {
+                if (!bus->reconnect || now_usec(CLOCK_MONOTONIC) < bus->retry_at)
+                        return 0;
+                r = link_open(bus);
+                if (r < 0) {
+                        link_down(bus, NULL);
+                        return 0;
+                }
+                update_sources(bus);
+        }
+        r = bus_read(bus);
+        if (r < 0)
+                return r;
+        if (bus->state != LINK_DOWN && bus->out_len > bus->out_off) {
+                r = bus_write(bus);
+                if (r < 0)
+                        link_down(bus, strerror(-r));
+        }
+        update_sources(bus);
+        return 0;
+}
+
+_public_ int smd_bus_get_fd(smd_bus *bus)
+{
+        if (!bus)
+                return -EINVAL;
+        return bus->fd >= 0 ? bus->fd : -ENOTCONN;
+}
+
+_public_ int smd_bus_get_events(smd_bus *bus)
+{
+        if (!bus)
+                return -EINVAL;
+        if (bus->fd < 0)
+                return 0;
+        return POLLIN | (bus->out_len > bus->out_off ? POLLOUT : 0);
+}
+
+_public_ int smd_bus_get_timeout(smd_bus *bus, uint64_t *ret_usec)
+{
+        if (!bus || !ret_usec)
+                return -EINVAL;
+        *ret_usec = bus->state == LINK_DOWN && bus->reconnect ? bus->retry_at : UINT64_MAX;
+        return 0;
+}
+
+static int wait_once(smd_bus *bus, uint64_t deadline)
+{
+        uint64_t t, now = now_usec(CLOCK_MONOTONIC);
+        struct pollfd p = {.fd = bus->fd, .events = (short) smd_bus_get_events(bus)};
+        int ms;
+
+        (void) smd_bus_get_timeout(bus, &t);
+        t = MIN(t, deadline);
+        ms = t == UINT64_MAX ? -1 : t <= now ? 0 : (int) MIN((t - now + 999) / 1000, 60000u);
+        if (poll(&p, bus->fd >= 0 ? 1 : 0, ms) < 0 && errno != EINTR)
+                return -errno;
+        return smd_bus_process(bus);
+}
+
+_public_ int smd_bus_wait(smd_bus *bus, uint64_t timeout_usec)
+{
+        uint64_t deadline;
+
+        if (!bus)
+                return -EINVAL;
+        deadline =
+            timeout_usec == UINT64_MAX ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout_usec;
+        return wait_once(bus, deadline);
+}
+
+_public_ int smd_bus_open(smd_bus **ret, const char *socket_path, uint32_t classes)
+{
+        smd_bus *bus;
+        uint64_t deadline;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        bus = calloc(1, sizeof(*bus));
+        if (!bus)
+                return -ENOMEM;
+        bus->fd = -EBADF;
+        bus->classes = classes;
+        bus->reconnect = true;
+        if (socket_path)
+                bus->path = strdup(socket_path);
+        else {
+                r = smd_default_socket_path(&bus->path);
+                if (r < 0) {
+                        free(bus);
+                        return r;
+                }
+        }
+        if (!bus->path) {
+                free(bus);
+                return -ENOMEM;
+        }
+        r = link_open(bus);
+        if (r < 0) {
+                smd_bus_close(bus);
+                return r;
+        }
+        /* Wait for the agent's answer so that a refusal is reported here. */
+        deadline = now_usec(CLOCK_MONOTONIC) + OPEN_TIMEOUT_USEC;
+        while (bus->state == LINK_OPENING && now_usec(CLOCK_MONOTONIC) < deadline) {
+                bus->reconnect = false;
+                r = wait_once(bus, deadline);
+                bus->reconnect = !bus->refused;
+                if (r < 0)
+                        break;
+        }
+        if (bus->state != LINK_UP) {
+                r = bus->refused ? -EACCES : bus->state == LINK_OPENING ? -ETIMEDOUT : -ECONNRESET;
+                /* Keep the reason for smd_bus_get_error(NULL). */
+                memcpy(open_error, bus->error, sizeof(open_error));
+                smd_bus_close(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+_public_ smd_bus *smd_bus_close(smd_bus *bus)
+{
+        if (!bus)
+                return NULL;
+        (void) smd_bus_attach_event(bus, NULL, 0);
+        if (bus->fd >= 0) {
+                /* Say goodbye politely; best effort. */
+                uint8_t b[FRAME_HEADER_SIZE];
+                (void) frame_encode_empty(b, FRAME_DESTROYING);
+                (void) send(bus->fd, b, sizeof(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        safe_close(bus->fd);
+        free(bus->in);
+        free(bus->out);
+        free(bus->path);
+        free(bus);
+        return NULL;
+}
+
+_public_ void smd_bus_set_message_handler(smd_bus *bus, smd_message_handler_t handler,
+                                          void *userdata)
+{
+        if (!bus)
+                return;
+        bus->on_message = handler;
+        bus->message_userdata = userdata;
+}
+
+_public_ void smd_bus_set_link_handler(smd_bus *bus, smd_link_handler_t handler, void *userdata)
+{
+        if (!bus)
+                return;
+        bus->on_link = handler;
+        bus->link_userdata = userdata;
+}
+
+_public_ void smd_bus_set_reconnect(smd_bus *bus, bool enable)
+{
+        if (bus)
+                bus->reconnect = enable;
+}
+
+_public_ int smd_bus_publish(smd_bus *bus, uint32_t classes, const void *payload, size_t size)
+{
+        uint8_t *o;
+        int r;
+
+        if (!bus || classes == 0 || (!payload && size))
+                return -EINVAL;
+        if (size > SMD_PAYLOAD_MAX)
+                return -EMSGSIZE;
+        if (bus->state != LINK_UP)
+                return -ENOTCONN;
+        r = out_reserve(bus, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size);
+        if (r < 0)
+                return r;
+        o = bus->out + bus->out_len;
+        o[0] = FRAME_TX_PAYLOAD;
+        be16_write(o + 1, (uint16_t) (FRAME_PAYLOAD_PREFIX + MESSAGE_HEADER_SIZE + size));
+        be32_write(o + 3, FRAME_FLAG_SOM | FRAME_FLAG_EOM);
+        be32_write(o + 7, 0);
+        be64_write(o + 11, 0);
+        message_header_write(o + FRAME_PAYLOAD_OVERHEAD, classes, 0);
+        if (size)
+                memcpy(o + FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE, payload, size);
+        bus->out_len += FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size;
+        /* Write at once when we can: publishing must not wait for a poll round. */
+        if (bus->out_len - bus->out_off >= 8192 || bus->event == NULL) {
+                r = bus_write(bus);
+                if (r < 0) {
+                        link_down(bus, strerror(-r));
+                        return -ENOTCONN;
+                }
+        }
+        update_sources(bus);
+        return 0;
+}
+
+/*
+ * Frames are handled in order, so an ONWARD_CONNECT sent after our publishes is
+ * answered (CONNSTATE CONNECTED) only after the agent has handled them all; a
+ * refusal (QOS_NACK_LOCAL) arrives before that answer.
+ */
+_public_ int smd_bus_flush(smd_bus *bus, uint64_t timeout_usec)
+{
+        uint64_t deadline;
+        int r;
+
+        if (!bus)
+                return -EINVAL;
+        if (bus->state != LINK_UP)
+                return -ENOTCONN;
+        deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
+        bus->nacked = false;
+        r = out_reserve(bus, FRAME_HEADER_SIZE);
+        if (r < 0)
+                return r;
+        bus->out_len += (size_t) frame_encode_empty(bus->out + bus->out_len, FRAME_ONWARD_CONNECT);
+        bus->sync_pending++;
+        while (bus->sync_pending && bus->state == LINK_UP) {
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
+                        return -ETIMEDOUT;
+                r = wait_once(bus, deadline);
+                if (r < 0)
+                        return r;
+        }
+        if (bus->state != LINK_UP)
+                return -ECONNRESET;
+        return bus->nacked ? -EACCES : 0;
+}
+
+_public_ const char *smd_bus_get_error(smd_bus *bus)
+{
+        const char *e = bus ? bus->error : open_error;
+
+        return e[0] ? e : NULL;
+}
+
+_public_ const char *smd_bus_get_socket_path(smd_bus *bus)
+{
+        return bus ? bus->path : NULL;
+}
+
+/* sd-event glue: an io source on the current fd and a timer for reconnects. */
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        return smd_bus_process(userdata) < 0 ? 0 : 0;
+}
+
+static int on_time(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        return smd_bus_process(userdata) < 0 ? 0 : 0;
+}
+
+static void update_sources(smd_bus *bus)
+{
+        uint64_t t;
+
+        if (!bus->event)
+                return;
+        if (bus->io_source && sd_event_source_get_io_fd(bus->io_source) != bus->fd)
+                bus->io_source = sd_event_source_disable_unref(bus->io_source);
+        if (bus->fd >= 0) {
+                uint32_t events = EPOLLIN | (bus->out_len > bus->out_off ? EPOLLOUT : 0);
+                if (!bus->io_source) {
+                        if (sd_event_add_io(bus->event, &bus->io_source, bus->fd, events, on_io,
+                                            bus) >= 0)
+                                (void) sd_event_source_set_priority(bus->io_source, bus->priority);
+                } else
+                        (void) sd_event_source_set_io_events(bus->io_source, events);
+        }
+        (void) smd_bus_get_timeout(bus, &t);
+        if (t == UINT64_MAX) {
+                if (bus->time_source)
+                        (void) sd_event_source_set_enabled(bus->time_source, SD_EVENT_OFF);
+                return;
+        }
+        if (!bus->time_source) {
+                if (sd_event_add_time(bus->event, &bus->time_source, CLOCK_MONOTONIC, t, 1000,
+                                      on_time, bus) < 0)
+                        return;
+        } else
+                (void) sd_event_source_set_time(bus->time_source, t);
+        (void) sd_event_source_set_enabled(bus->time_source, SD_EVENT_ONESHOT);
+}
+
+_public_ int smd_bus_attach_event(smd_bus *bus, struct sd_event *event, int64_t priority)
+{
+        if (!bus)
+                return -EINVAL;
+        bus->io_source = sd_event_source_disable_unref(bus->io_source);
+        bus->time_source = sd_event_source_disable_unref(bus->time_source);
+        bus->event = sd_event_unref(bus->event);
+        if (!event)
+                return 0;
+        bus->event = sd_event_ref(event);
+        bus->priority = priority;
+        update_sources(bus);
+        return 0;
+}
+
+/* Blocking helpers for smd_control(). */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                struct pollfd p = {.fd = fd, .events = events};
+                int r;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, (int) MIN((deadline - now + 999) / 1000, 60000u));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0)
+                        return 0;
+        }
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len, uint64_t deadline)
+{
+        while (len > 0) {
+                ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN) {
+                                int r = wait_fd(fd, POLLOUT, deadline);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+_public_ int smd_control(const char *socket_path, const char *request, char **ret_reply,
+                         uint64_t timeout_usec)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ uint8_t *out = NULL, *in = NULL;
+        _cleanup_free_ char *reply = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t len, off = 0, olen = 0, in_len = 0, in_size = 0, reply_len = 0;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
+        bool created = false;
+        int r;
+
+        if (!request || !ret_reply)
+                return -EINVAL;
+        if (socket_path)
+                path = strdup(socket_path);
+        else if ((r = smd_default_socket_path(&path)) < 0)
+                return r;
+        if (!path)
+                return -ENOMEM;
+        fd = socket_connect(path);
+        if (fd < 0)
+                return fd;
+
+        len = strlen(request);
+        out = malloc(FRAME_HEADER_SIZE + 9 + 8 + len +
+                     (len / FRAME_CHUNK_MAX + 1) * FRAME_PAYLOAD_OVERHEAD);
+        if (!out)
+                return -ENOMEM;
+        olen += (size_t) frame_encode_streamtype(out, (uint32_t) getpid(), 0, "_smd_ctl");
+        do {
+                size_t n = MIN(len - off, (size_t) FRAME_CHUNK_MAX);
+                uint32_t flags =
+                    (off == 0 ? FRAME_FLAG_SOM : 0) | (off + n == len ? FRAME_FLAG_EOM : 0);
+                olen += (size_t) frame_encode_payload(out + olen, FRAME_TX_PAYLOAD, flags, 0, 0,
+                                                      request + off, n);
+                off += n;
+        } while (off < len);
+        r = write_all(fd, out, olen, deadline);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                ssize_t n;
+                size_t pos = 0;
+
+                if (in_size - in_len < 4096) {
+                        uint8_t *p;
+                        if (in_size > 16u * 1024u * 1024u)
+                                return -EMSGSIZE;
+                        p = realloc(in, in_size * 2 + 16384);
+                        if (!p)
+                                return -ENOMEM;
+                        in = p;
+                        in_size = in_size * 2 + 16384;
+                }
+                r = wait_fd(fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
+                n = recv(fd, in + in_len, in_size - in_len, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                in_len += (size_t) n;
+                for (;;) {
+                        Frame f;
+                        size_t used;
+
+                        r = frame_parse(in + pos, in_len - pos, FRAME_TO_CLIENT, &f, &used);
+                        if (r < 0)
+                                return -EBADMSG;
+                        if (r == 0)
+                                break;
+                        pos += used;
+                        if (f.type == FRAME_CREATE_RESULT) {
+                                if (f.create_result.result != 0)
+                                        return -EPROTONOSUPPORT;
+                                created = true;
+                        } else if (f.type == FRAME_RX_PAYLOAD && created) {
+                                char *p = realloc(reply, reply_len + f.payload.size + 1);
+                                if (!p)
+                                        return -ENOMEM;
+                                reply = p;
+                                memcpy(reply + reply_len, f.payload.data, f.payload.size);
+                                reply_len += f.payload.size;
+                                reply[reply_len] = 0;
+                                if (f.payload.flags & FRAME_FLAG_EOM) {
+                                        *ret_reply = TAKE_PTR(reply);
+                                        return 0;
+                                }
+                        }
+                }
+                memmove(in, in + pos, in_len - pos);
+                in_len -= pos;
+        }
+}
