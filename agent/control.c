@@ -6,6 +6,8 @@
  *
  *   {"cmd":"status"}        agent version, uptime, state, participants, counters
  *   {"cmd":"participants"}  one entry per bus participant
+ *   {"cmd":"policy-show"}   the effective policy in normal form, with sources
+ *   {"cmd":"policy-reload"} rebuild the policy from its files (privileged)
  *
  * Every answer has "ok"; failures carry "error" with a one-line reason.
  */
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "manager.h"
 #include "message.h"
+#include "policy.h"
 
 static void reply_json(Client *c, json_object *o)
 {
@@ -32,7 +35,7 @@ static void reply_json(Client *c, json_object *o)
 _printf_(2, 3) static void reply_error(Client *c, const char *fmt, ...)
 {
         json_object *o = json_object_new_object();
-        char buf[256];
+        char buf[8192];
         va_list ap;
 
         va_start(ap, fmt);
@@ -124,6 +127,59 @@ static void control_participants(Manager *m, Client *c)
         json_object_put(o);
 }
 
+static void control_policy_show(Manager *m, Client *c)
+{
+        _cleanup_free_ char *text = NULL;
+        json_object *o, *pol, *src;
+        int r = policy_print_json(m->policy, true, &text);
+
+        if (r < 0) {
+                reply_error(c, "cannot print the policy: %s", strerror(-r));
+                return;
+        }
+        pol = json_tokener_parse(text);
+        if (!pol) {
+                reply_error(c, "%s", "cannot print the policy");
+                return;
+        }
+        o = json_object_new_object();
+        src = json_object_new_array();
+        for (size_t i = 0; i < policy_n_sources(m->policy); i++)
+                json_object_array_add(src, json_object_new_string(policy_source_at(m->policy, i)));
+        json_object_object_add(o, "ok", json_object_new_boolean(1));
+        json_object_object_add(o, "release",
+                               json_object_new_string(strempty(policy_get_release(m->policy))));
+        json_object_object_add(o, "loaded_realtime_us",
+                               json_object_new_int64((int64_t) m->policy_loaded_usec));
+        json_object_object_add(o, "sources", src);
+        json_object_object_add(o, "policy", pol);
+        reply_json(c, o);
+        json_object_put(o);
+}
+
+static void control_policy_reload(Manager *m, Client *c)
+{
+        _cleanup_free_ char *errors = NULL;
+        json_object *o;
+
+        if (!client_is_privileged(c)) {
+                reply_error(c, "%s", "policy reload needs root or group smdagent");
+                return;
+        }
+        if (manager_reload_policy(m, &errors) < 0) {
+                reply_error(c, "%s", errors ? errors : "policy reload failed");
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(1));
+        json_object_object_add(o, "release",
+                               json_object_new_string(strempty(policy_get_release(m->policy))));
+        json_object_object_add(o, "streamtypes",
+                               json_object_new_int64((int64_t) policy_n_streamtypes(m->policy)));
+        reply_json(c, o);
+        json_object_put(o);
+}
+
 void manager_on_control(Client *c, const char *request, size_t size, void *userdata)
 {
         Manager *m = userdata;
@@ -152,6 +208,10 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                 control_status(m, c);
         else if (streq(name, "participants"))
                 control_participants(m, c);
+        else if (streq(name, "policy-show"))
+                control_policy_show(m, c);
+        else if (streq(name, "policy-reload"))
+                control_policy_reload(m, c);
         else
                 reply_error(c, "unknown command \"%s\"", name);
 out:

@@ -21,6 +21,9 @@ static void help(void)
                "  -s, --socket PATH      listen on PATH (default: /run/smdagent/ss.sock for\n"
                "                         root, $XDG_RUNTIME_DIR/smdagent/ss.sock otherwise)\n"
                "  -p, --policy PATH      add a policy file or directory (repeatable)\n"
+               "      --no-system-policy do not read the policy.d directories under\n"
+               "                         /usr/lib, /etc and /run (only the built-in policy\n"
+               "                         and --policy paths)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
                "  -h, --help             show this help\n"
                "      --version          show the version\n\n"
@@ -30,11 +33,17 @@ static void help(void)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-            {"socket", required_argument, NULL, 's'},    {"policy", required_argument, NULL, 'p'},
-            {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},         {},
+            {"socket", required_argument, NULL, 's'},
+            {"policy", required_argument, NULL, 'p'},
+            {"log-level", required_argument, NULL, 'l'},
+            {"help", no_argument, NULL, 'h'},
+            {"no-system-policy", no_argument, NULL, 'N'},
+            {"version", no_argument, NULL, 'V'},
+            {},
         };
-        const char *policy_paths[POLICY_PATHS_MAX];
+        const char *policy_paths[POLICY_PATHS_MAX + 1] = {};
+        const char *no_directories[] = {NULL};
+        size_t n_policy_paths = 0;
         ManagerOptions o = {.policy_paths = policy_paths};
         _cleanup_(manager_freep) Manager *m = NULL;
         sigset_t mask;
@@ -47,19 +56,22 @@ int main(int argc, char **argv)
                         o.socket_path = optarg;
                         break;
                 case 'p':
-                        if (o.n_policy_paths >= POLICY_PATHS_MAX) {
+                        if (n_policy_paths >= POLICY_PATHS_MAX) {
                                 fprintf(stderr,
                                         "smdagent: too many --policy options (at most %d)\n",
                                         POLICY_PATHS_MAX);
                                 return 2;
                         }
-                        policy_paths[o.n_policy_paths++] = optarg;
+                        policy_paths[n_policy_paths++] = optarg;
                         break;
                 case 'l':
                         if (log_set_level_from_string(optarg) < 0) {
                                 fprintf(stderr, "smdagent: unknown log level \"%s\"\n", optarg);
                                 return 2;
                         }
+                        break;
+                case 'N':
+                        o.policy_directories = no_directories;
                         break;
                 case 'h':
                         help();

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "policy.h"
 
 int runtime_socket_path(char **ret_path, char **ret_dir)
 {
@@ -77,7 +78,12 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-        log_info("received SIGHUP: policy reload is not implemented yet; nothing changed");
+        Manager *m = userdata;
+
+        log_info("received SIGHUP, reloading the policy");
+        (void) sd_notify(false, "RELOADING=1");
+        (void) manager_reload_policy(m, NULL);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s; listening on %s", m->state, m->socket_path);
         return 0;
 }
 
@@ -94,6 +100,8 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         if (!m)
                 return log_error_errno(ENOMEM, "out of memory");
         m->start_usec = now_usec(CLOCK_MONOTONIC);
+        m->policy_paths = options->policy_paths;
+        m->policy_directories = options->policy_directories;
         access_init_default(&m->access);
 
         r = sd_event_new(&m->event);
@@ -117,6 +125,15 @@ int manager_new(Manager **ret, const ManagerOptions *options)
                 if (r < 0)
                         return log_error_errno(r, "failed to determine the socket path: %m");
         }
+        {
+                _cleanup_free_ char *errors = NULL;
+
+                r = manager_load_policy(m, &errors);
+                if (r < 0) {
+                        log_error("invalid policy:\n%s", strempty(errors));
+                        return r;
+                }
+        }
         manager_set_state(m, "INITIALIZED");
         *ret = TAKE_PTR(m);
         return 0;
@@ -128,6 +145,7 @@ Manager *manager_free(Manager *m)
                 return NULL;
         m->server = server_free(m->server);
         m->bus = bus_free(m->bus);
+        policy_free(m->policy);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);

@@ -14,10 +14,12 @@
 #include "server.h"
 #include "util.h"
 
+typedef struct Policy Policy;
+
 typedef struct ManagerOptions {
-        const char *socket_path; /* NULL: the default for this user */
-        const char *const *policy_paths;
-        size_t n_policy_paths;
+        const char *socket_path;               /* NULL: the default for this user */
+        const char *const *policy_paths;       /* NULL-terminated, may be NULL */
+        const char *const *policy_directories; /* NULL-terminated; NULL: the system ones */
 } ManagerOptions;
 
 typedef struct Manager {
@@ -31,6 +33,10 @@ typedef struct Manager {
         const char *state;
         sd_event_source *sigterm, *sigint, *sighup;
         bool socket_activated;
+        Policy *policy;
+        uint64_t policy_loaded_usec; /* CLOCK_REALTIME */
+        const char *const *policy_paths;
+        const char *const *policy_directories;
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);
@@ -44,6 +50,12 @@ int manager_run(Manager *m);
 
 /* Commit a system state: published on SYSTEM_STATE and retained. */
 void manager_set_state(Manager *m, const char *state);
+
+/* Build the effective policy and swap it in; on failure nothing changes and
+ * *ret_errors lists every error, one per line (free it). */
+int manager_load_policy(Manager *m, char **ret_errors);
+/* The same, logging the outcome; ret_errors may be NULL. */
+int manager_reload_policy(Manager *m, char **ret_errors);
 
 /* The control request handler (control.c). */
 void manager_on_control(Client *c, const char *request, size_t size, void *userdata);

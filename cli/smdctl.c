@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "message.h"
+#include "policy.h"
 #include "smd/smd.h"
 #include "util.h"
 
@@ -60,7 +61,10 @@ static void help(void)
                "                          print messages from the bus as they arrive\n"
                "  publish --class LIST PAYLOAD\n"
                "                          publish one message (payload at most 384 bytes)\n"
-               "  status                  show the agent's state and counters\n\n"
+               "  status                  show the agent's state and counters\n"
+               "  policy check FILE...    validate policy files (no agent needed)\n"
+               "  policy show             the effective policy and where it came from\n"
+               "  policy reload           rebuild the policy from its files\n\n"
                "Options:\n"
                "  -s, --socket PATH       the agent's socket (default: $SMD_SOCKET, else\n"
                "                          /run/smdagent/ss.sock for root, else\n"
@@ -361,6 +365,87 @@ static int cmd_status(int argc, char **argv)
         return 0;
 }
 
+static int policy_check(int argc, char **argv)
+{
+        int status = 0;
+
+        if (argc < 2)
+                return usage_error("policy check needs at least one FILE");
+        for (int i = 1; i < argc; i++) {
+                PolicyErrors errors = {};
+                int r = policy_check_file(argv[i], &errors);
+
+                if (r < 0) {
+                        status = EXIT_FAILURE;
+                        for (size_t k = 0; k < errors.n_messages; k++)
+                                fprintf(stderr, "%s\n", errors.messages[k]);
+                        if (errors.n_messages == 0)
+                                fprintf(stderr, "%s: %s\n", argv[i], strerror(-r));
+                } else if (!arg_json)
+                        printf("%s: valid\n", argv[i]);
+                policy_errors_clear(&errors);
+        }
+        return status;
+}
+
+static int policy_show(int argc, char **argv)
+{
+        json_object *o, *pol, *src;
+        int r;
+
+        if (argc > 1)
+                return usage_error("policy show: unexpected argument \"%s\"", argv[1]);
+        if ((r = control("{\"cmd\":\"policy-show\"}", &o)) != 0)
+                return r;
+        if (arg_json) {
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                json_object_put(o);
+                return 0;
+        }
+        printf("release: %s\n", jstr(o, "release"));
+        if (json_object_object_get_ex(o, "sources", &src)) {
+                printf("sources:\n");
+                for (size_t i = 0; i < json_object_array_length(src); i++)
+                        printf("  %s\n", json_object_get_string(json_object_array_get_idx(src, i)));
+        }
+        if (json_object_object_get_ex(o, "policy", &pol))
+                printf("%s\n", json_object_to_json_string_ext(pol, JSON_C_TO_STRING_PRETTY |
+                                                                       JSON_C_TO_STRING_SPACED));
+        json_object_put(o);
+        return 0;
+}
+
+static int policy_reload(int argc, char **argv)
+{
+        json_object *o;
+        int r;
+
+        if (argc > 1)
+                return usage_error("policy reload: unexpected argument \"%s\"", argv[1]);
+        if ((r = control("{\"cmd\":\"policy-reload\"}", &o)) != 0)
+                return r;
+        if (arg_json)
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        else
+                printf("policy reloaded: release %s, %" PRId64 " streamtypes\n", jstr(o, "release"),
+                       jint(o, "streamtypes"));
+        json_object_put(o);
+        return 0;
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+        if (argc < 2)
+                return usage_error("policy needs a subcommand: check, show or reload");
+        if (streq(argv[1], "check"))
+                return policy_check(argc - 1, argv + 1);
+        if (streq(argv[1], "show"))
+                return policy_show(argc - 1, argv + 1);
+        if (streq(argv[1], "reload"))
+                return policy_reload(argc - 1, argv + 1);
+        return usage_error("unknown policy subcommand \"%s\"", argv[1]);
+}
+
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -377,6 +462,7 @@ int main(int argc, char **argv)
             {"monitor", cmd_monitor},
             {"publish", cmd_publish},
             {"status", cmd_status},
+            {"policy", cmd_policy},
         };
         int c, r;
 
