@@ -25,7 +25,8 @@
 
 static void reply_json(Client *c, json_object *o)
 {
-        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
         int r = client_reply(c, text);
 
         if (r < 0 && r != -ENOTCONN)

@@ -169,7 +169,8 @@ static void print_message(const smd_message *m)
         json_object_object_add(o, "payload", payload);
         if (m->lost)
                 json_object_object_add(o, "lost", json_object_new_int64(m->lost));
-        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
 }
 
@@ -348,7 +349,8 @@ static int cmd_status(int argc, char **argv)
         if ((r = control("{\"cmd\":\"status\"}", &o)) != 0)
                 return r;
         if (arg_json) {
-                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(o);
                 return 0;
         }
@@ -398,7 +400,8 @@ static int policy_show(int argc, char **argv)
         if ((r = control("{\"cmd\":\"policy-show\"}", &o)) != 0)
                 return r;
         if (arg_json) {
-                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(o);
                 return 0;
         }
@@ -409,8 +412,9 @@ static int policy_show(int argc, char **argv)
                         printf("  %s\n", json_object_get_string(json_object_array_get_idx(src, i)));
         }
         if (json_object_object_get_ex(o, "policy", &pol))
-                printf("%s\n", json_object_to_json_string_ext(pol, JSON_C_TO_STRING_PRETTY |
-                                                                       JSON_C_TO_STRING_SPACED));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   pol, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE |
+                                            JSON_C_TO_STRING_SPACED));
         json_object_put(o);
         return 0;
 }
@@ -425,7 +429,8 @@ static int policy_reload(int argc, char **argv)
         if ((r = control("{\"cmd\":\"policy-reload\"}", &o)) != 0)
                 return r;
         if (arg_json)
-                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         else
                 printf("policy reloaded: release %s, %" PRId64 " streamtypes\n", jstr(o, "release"),
                        jint(o, "streamtypes"));
@@ -468,6 +473,24 @@ int main(int argc, char **argv)
 
         signal(SIGPIPE, SIG_IGN);
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* --json is global but users write it after the command too: take it anywhere
+         * before a "--". */
+        {
+                int w = 1;
+                bool literal = false;
+
+                for (int i = 1; i < argc; i++) {
+                        if (!literal && streq(argv[i], "--"))
+                                literal = true;
+                        if (!literal && (streq(argv[i], "--json") || streq(argv[i], "-j"))) {
+                                arg_json = true;
+                                continue;
+                        }
+                        argv[w++] = argv[i];
+                }
+                argc = w;
+                argv[argc] = NULL;
+        }
         while ((c = getopt_long(argc, argv, "+s:jh", options, NULL)) >= 0) {
                 switch (c) {
                 case 's':
