@@ -33,7 +33,7 @@ typedef struct Principal {
         uint32_t id;
 } Principal;
 
-#define PRINCIPALS_MAX 32
+#define PRINCIPALS_MAX 64
 
 typedef struct PrincipalList {
         Principal items[PRINCIPALS_MAX];
@@ -46,7 +46,7 @@ typedef struct AccessRule {
         PrincipalList publish, subscribe;
 } AccessRule;
 
-#define ACCESS_RULES_MAX 32
+#define ACCESS_RULES_MAX 72 /* the built-in rule plus the policy's 64 */
 
 typedef struct Access {
         AccessRule rules[ACCESS_RULES_MAX];
