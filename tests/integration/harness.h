@@ -67,6 +67,11 @@ typedef struct Proc {
         int status; /* waitpid() status */
 } Proc;
 
+#define PROC_NULL                                     \
+        {                                             \
+                .pid = -1, .out_fd = -1, .err_fd = -1 \
+        }
+
 /* Start argv[0] (searched in PATH) in a process group of its own. */
 int proc_start(Proc *p, const char *const *argv, const ProcOptions *o);
 /*
