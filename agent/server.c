@@ -30,6 +30,7 @@
 #include "frame.h"
 #include "log.h"
 #include "message.h"
+#include "outbuf.h"
 
 typedef enum ClientKind {
         CLIENT_NEW,
@@ -51,8 +52,7 @@ struct Client {
         uint8_t *in; /* a partial frame carried between reads */
         size_t in_len;
 
-        uint8_t *out; /* bytes not yet written */
-        size_t out_len, out_off, out_size;
+        OutBuffer out;
 
         Participant *participant;
 
@@ -93,7 +93,7 @@ static Client *client_free(Client *c)
         sd_event_source_disable_unref(c->first_frame_timer);
         safe_close(c->fd);
         free(c->in);
-        free(c->out);
+        outbuf_deinit(&c->out);
         free(c->request);
         free(c);
         return NULL;
@@ -149,83 +149,45 @@ static int client_update_events(Client *c)
 {
         uint32_t events = EPOLLIN;
 
-        if (c->out_len > c->out_off)
+        if (outbuf_pending(&c->out))
                 events |= EPOLLOUT;
         return sd_event_source_set_io_events(c->io, events);
-}
-
-/* Make room for n more output bytes. */
-static int client_reserve(Client *c, size_t n)
-{
-        size_t need;
-
-        if (c->out_off > 0 && c->out_off == c->out_len)
-                c->out_off = c->out_len = 0;
-        need = c->out_len + n;
-        if (need <= c->out_size)
-                return 0;
-        if (c->out_off > 0) {
-                memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-                c->out_len -= c->out_off;
-                c->out_off = 0;
-                need = c->out_len + n;
-                if (need <= c->out_size)
-                        return 0;
-        }
-        size_t size = MAX(need, c->out_size * 2);
-        uint8_t *p = realloc(c->out, size);
-        if (!p)
-                return -ENOMEM;
-        c->out = p;
-        c->out_size = size;
-        return 0;
 }
 
 /* Write what we can; returns 1 if everything went, 0 if the socket is full. */
 static int client_write(Client *c)
 {
-        while (c->out_off < c->out_len) {
-                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                return 0;
-                        return -errno;
-                }
-                c->out_off += (size_t) n;
-        }
-        c->out_off = c->out_len = 0;
+        int r = outbuf_write(&c->out, c->fd);
+
         /* Do not sit on a large buffer once a burst is over. */
-        if (c->out_size > SERVER_OUT_BATCH * 2) {
-                c->out = mfree(c->out);
-                c->out_size = 0;
-        }
-        return 1;
+        if (r > 0)
+                outbuf_trim(&c->out, SERVER_OUT_BATCH * 2);
+        return r;
 }
 
 static int client_send_connstate(Client *c, uint32_t state, uint32_t ack)
 {
-        int r = client_reserve(c, 16);
-        if (r < 0)
+        int r = 0;
+        uint8_t *o = outbuf_reserve(&c->out, 16, &r);
+
+        if (!o)
                 return r;
-        c->out_len += (size_t) frame_encode_connstate(c->out + c->out_len, state, ack);
+        outbuf_commit(&c->out, (size_t) frame_encode_connstate(o, state, ack));
         return 0;
 }
 
 static int client_send_create_result(Client *c, uint8_t result, const char *reason)
 {
         size_t n = FRAME_HEADER_SIZE + 5 + (reason ? strlen(reason) : 0);
-        int r = client_reserve(c, n);
+        int r = 0;
+        uint8_t *o = outbuf_reserve(&c->out, n, &r);
 
+        if (!o)
+                return r;
+        r = frame_encode_create_result(o, n, result, SERVER_CLIENT_BUFFER_SIZE, reason);
         if (r < 0)
                 return r;
-        r = frame_encode_create_result(c->out + c->out_len, c->out_size - c->out_len, result,
-                                       SERVER_CLIENT_BUFFER_SIZE, reason);
-        if (r < 0)
-                return r;
-        c->out_len += (size_t) r;
+        outbuf_commit(&c->out, (size_t) r);
         return 0;
 }
 
@@ -234,21 +196,13 @@ static int client_append_message(Client *c, uint64_t classes, uint64_t ts, const
                                  size_t size)
 {
         uint8_t *o;
-        int r = client_reserve(c, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size);
+        int r = 0;
 
-        if (r < 0)
+        o = outbuf_reserve(&c->out, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size, &r);
+        if (!o)
                 return r;
-        o = c->out + c->out_len;
         /* Header and payload are encoded in place: no intermediate copy. */
-        o[0] = FRAME_RX_PAYLOAD;
-        be16_write(o + 1, (uint16_t) (FRAME_PAYLOAD_PREFIX + MESSAGE_HEADER_SIZE + size));
-        be32_write(o + 3, FRAME_FLAG_SOM | FRAME_FLAG_EOM);
-        be32_write(o + 7, 0);
-        be64_write(o + 11, ts);
-        message_header_write(o + FRAME_PAYLOAD_OVERHEAD, classes, ts);
-        if (size)
-                memcpy(o + FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE, payload, size);
-        c->out_len += FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size;
+        outbuf_commit(&c->out, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size);
         return 0;
 }
 
@@ -259,7 +213,7 @@ static int client_pump(Client *c)
                 BusDelivery d;
                 int r;
 
-                while (c->out_len - c->out_off < SERVER_OUT_BATCH &&
+                while (outbuf_pending(&c->out) < SERVER_OUT_BATCH &&
                        participant_pull(c->participant, &d) == 1) {
                         if (d.lost) {
                                 char notice[64];
@@ -274,7 +228,7 @@ static int client_pump(Client *c)
                         if (r < 0)
                                 return r;
                 }
-                if (c->out_len == c->out_off)
+                if (outbuf_pending(&c->out) == 0)
                         return 1;
                 r = client_write(c);
                 if (r <= 0)
@@ -304,7 +258,7 @@ static void on_participant_ready(Participant *p, void *userdata)
         Client *c = userdata;
 
         /* While the socket is full we wait for EPOLLOUT instead. */
-        if (c->out_len > c->out_off)
+        if (outbuf_pending(&c->out))
                 return;
         (void) client_flush(c);
 }
@@ -776,7 +730,7 @@ void server_set_access(Server *s, const Access *access)
 int client_reply(Client *c, const char *json)
 {
         size_t len = strlen(json), off = 0;
-        int r;
+        int r = 0;
 
         if (c->dead)
                 return -ENOTCONN;
@@ -785,12 +739,13 @@ int client_reply(Client *c, const char *json)
                 uint32_t flags =
                     (off == 0 ? FRAME_FLAG_SOM : 0) | (off + n == len ? FRAME_FLAG_EOM : 0);
 
-                r = client_reserve(c, frame_payload_size(n));
-                if (r < 0)
+                uint8_t *o = outbuf_reserve(&c->out, frame_payload_size(n), &r);
+
+                if (!o)
                         return r;
-                c->out_len +=
-                    (size_t) frame_encode_payload(c->out + c->out_len, FRAME_RX_PAYLOAD, flags, 0,
-                                                  now_usec(CLOCK_MONOTONIC), json + off, n);
+                outbuf_commit(&c->out, (size_t) frame_encode_payload(o, FRAME_RX_PAYLOAD, flags, 0,
+                                                                     now_usec(CLOCK_MONOTONIC),
+                                                                     json + off, n));
                 off += n;
         } while (off < len);
         return client_flush(c);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "frame.h"
 #include "util.h"
 
 int message_header_parse(const uint8_t *data, size_t len, MessageHeader *ret)
@@ -23,6 +24,26 @@ void message_header_write(uint8_t *out, uint64_t classes, uint64_t timestamp_us)
 {
         be64_write(out, classes);
         be64_write(out + 8, timestamp_us);
+}
+
+size_t message_frame_size(size_t size)
+{
+        return FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size;
+}
+
+size_t message_encode_frame(uint8_t *out, uint8_t type, uint64_t classes, uint64_t ts,
+                            const void *payload, size_t size)
+{
+        /* Header and payload go in place: no intermediate copy on the hot path. */
+        out[0] = type;
+        be16_write(out + 1, (uint16_t) (FRAME_PAYLOAD_PREFIX + MESSAGE_HEADER_SIZE + size));
+        be32_write(out + 3, FRAME_FLAG_SOM | FRAME_FLAG_EOM);
+        be32_write(out + 7, 0);
+        be64_write(out + 11, ts);
+        message_header_write(out + FRAME_PAYLOAD_OVERHEAD, classes, ts);
+        if (size)
+                memcpy(out + FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE, payload, size);
+        return message_frame_size(size);
 }
 
 static const struct {

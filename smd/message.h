@@ -32,6 +32,16 @@ typedef struct MessageHeader {
 int message_header_parse(const uint8_t *data, size_t len, MessageHeader *ret);
 void message_header_write(uint8_t *out, uint64_t classes, uint64_t timestamp_us);
 
+/* Bytes a payload frame carrying one message of payload size takes. */
+size_t message_frame_size(size_t size);
+/*
+ * Encode one message as a whole payload frame (type TX_ or RX_PAYLOAD, flags
+ * SOM|EOM, write time ts) straight into out; returns the bytes written.
+ * size must be at most MESSAGE_PAYLOAD_MAX plus what a notice needs.
+ */
+size_t message_encode_frame(uint8_t *out, uint8_t type, uint64_t classes, uint64_t ts,
+                            const void *payload, size_t size);
+
 /*
  * Class names: network, system_state, interaction, metrics, user0..user7, all.
  * classes_parse() takes a comma-separated list; returns 0 or -EINVAL and, on
