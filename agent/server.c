@@ -198,11 +198,11 @@ static int client_append_message(Client *c, uint64_t classes, uint64_t ts, const
         uint8_t *o;
         int r = 0;
 
-        o = outbuf_reserve(&c->out, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size, &r);
+        o = outbuf_reserve(&c->out, message_frame_size(size), &r);
         if (!o)
                 return r;
-        /* Header and payload are encoded in place: no intermediate copy. */
-        outbuf_commit(&c->out, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size);
+        outbuf_commit(&c->out,
+                      message_encode_frame(o, FRAME_RX_PAYLOAD, classes, ts, payload, size));
         return 0;
 }
 
