@@ -53,6 +53,8 @@ struct smd_bus {
 
         uint32_t lost_pending;
         unsigned sync_pending; /* ONWARD_CONNECT markers not yet answered */
+        bool opening;          /* inside smd_bus_open(): no handler is set yet */
+        bool held_input;       /* whole frames kept in `in` for the next process */
         bool nacked;
         bool refused;
 
@@ -271,10 +273,46 @@ static void on_frame(smd_bus *bus, const Frame *f)
         }
 }
 
+/*
+ * Handle every whole frame in `in`. While smd_bus_open() waits, stop after the
+ * CREATE_RESULT that brings the link up: the messages behind it (the retained
+ * state, first of all) must wait until the application has set its handler.
+ */
+static void bus_parse(smd_bus *bus)
+{
+        size_t off = 0;
+
+        bus->held_input = false;
+        while (bus->state != LINK_DOWN) {
+                Frame f;
+                size_t used;
+                int r;
+
+                if (bus->opening && bus->state == LINK_UP) {
+                        bus->held_input = off < bus->in_len;
+                        break;
+                }
+                r = frame_parse(bus->in + off, bus->in_len - off, FRAME_TO_CLIENT, &f, &used);
+                if (r < 0) {
+                        link_down(bus, "invalid frame from the agent");
+                        return;
+                }
+                if (r == 0)
+                        break;
+                on_frame(bus, &f);
+                off += used;
+        }
+        if (bus->state == LINK_DOWN)
+                return;
+        memmove(bus->in, bus->in + off, bus->in_len - off);
+        bus->in_len -= off;
+}
+
 static int bus_read(smd_bus *bus)
 {
+        if (bus->held_input)
+                bus_parse(bus);
         for (int round = 0; round < 64 && bus->state != LINK_DOWN; round++) {
-                size_t off = 0;
                 ssize_t n;
 
                 if (bus->in_size - bus->in_len < 4096) {
@@ -300,24 +338,9 @@ static int bus_read(smd_bus *bus)
                         return 0;
                 }
                 bus->in_len += (size_t) n;
-                while (bus->state != LINK_DOWN) {
-                        Frame f;
-                        size_t used;
-                        int r = frame_parse(bus->in + off, bus->in_len - off, FRAME_TO_CLIENT, &f,
-                                            &used);
-                        if (r < 0) {
-                                link_down(bus, "invalid frame from the agent");
-                                return 0;
-                        }
-                        if (r == 0)
-                                break;
-                        on_frame(bus, &f);
-                        off += used;
-                }
-                if (bus->state == LINK_DOWN)
+                bus_parse(bus);
+                if (bus->state == LINK_DOWN || bus->held_input)
                         return 0;
-                memmove(bus->in, bus->in + off, bus->in_len - off);
-                bus->in_len -= off;
         }
         return 0;
 }
@@ -370,7 +393,10 @@ _public_ int smd_bus_get_timeout(smd_bus *bus, uint64_t *ret_usec)
 {
         if (!bus || !ret_usec)
                 return -EINVAL;
-        *ret_usec = bus->state == LINK_DOWN && bus->reconnect ? bus->retry_at : UINT64_MAX;
+        if (bus->held_input)
+                *ret_usec = 0; /* frames held back by smd_bus_open(): process now */
+        else
+                *ret_usec = bus->state == LINK_DOWN && bus->reconnect ? bus->retry_at : UINT64_MAX;
         return 0;
 }
 
@@ -433,6 +459,7 @@ _public_ int smd_bus_open(smd_bus **ret, const char *socket_path, uint32_t class
         }
         /* Wait for the agent's answer so that a refusal is reported here. */
         deadline = now_usec(CLOCK_MONOTONIC) + OPEN_TIMEOUT_USEC;
+        bus->opening = true;
         while (bus->state == LINK_OPENING && now_usec(CLOCK_MONOTONIC) < deadline) {
                 bus->reconnect = false;
                 r = wait_once(bus, deadline);
@@ -440,6 +467,7 @@ _public_ int smd_bus_open(smd_bus **ret, const char *socket_path, uint32_t class
                 if (r < 0)
                         break;
         }
+        bus->opening = false;
         if (bus->state != LINK_UP) {
                 r = bus->refused ? -EACCES : bus->state == LINK_OPENING ? -ETIMEDOUT : -ECONNRESET;
                 /* Keep the reason for smd_bus_get_error(NULL). */
