@@ -654,41 +654,87 @@ static int parse_retry_body(Parser *p, PolicyRetry *retry, json_object *body)
         return 0;
 }
 
-static int parse_retries(Parser *p, json_object *array)
+/*
+ * The upstream form of named entries: an array of single-key objects,
+ * [{"name": body}, ...]. Every entry type starts with its name and source.
+ */
+typedef struct NamedEntries {
+        const char *what;   /* "retry", in messages */
+        const char *plural; /* "retry entries", in the limit message */
+        size_t max, name_max, size;
+        void *(*free_entry)(void *entry);
+        int (*parse)(Parser *p, void *entry, json_object *body);
+} NamedEntries;
+
+typedef struct EntryHead {
+        char *name;
+        const char *source;
+} EntryHead;
+
+static int parse_named_entries(Parser *p, json_object *array, const NamedEntries *kind,
+                               void ***list, size_t *n)
 {
-        int r = check_array(p, array, POLICY_RETRIES_MAX, "retry entries");
+        int r = check_array(p, array, kind->max, kind->plural);
 
         if (r <= 0)
                 return r;
         for (size_t i = 0; i < json_object_array_length(array); i++) {
-                _cleanup_(policy_retry_freep) PolicyRetry *retry = NULL;
                 size_t saved = path_push_index(p, i);
+                EntryHead *entry = NULL;
                 const char *name;
                 json_object *body;
 
                 r = get_single_key(p, json_object_array_get_idx(array, i), &name, &body);
                 if (r > 0)
-                        r = check_name(p, "retry", name, POLICY_NAME_MAX);
-                if (r > 0 && entries_find((void **) p->frag->retries, p->frag->n_retries, name))
-                        r = parser_error(p, "duplicate retry \"%s\"", name);
+                        r = check_name(p, kind->what, name, kind->name_max);
+                if (r > 0 && entries_find(*list, *n, name))
+                        r = parser_error(p, "duplicate %s \"%s\"", kind->what, name);
                 else if (r > 0) {
-                        retry = calloc(1, sizeof(PolicyRetry));
-                        if (!retry || !(retry->name = strdup(name)))
+                        entry = calloc(1, kind->size);
+                        if (!entry || !(entry->name = strdup(name))) {
+                                free(entry);
                                 return -ENOMEM;
-                        retry->source = p->source;
+                        }
+                        entry->source = p->source;
                         path_push_key(p, name);
-                        r = parse_retry_body(p, retry, body);
+                        r = kind->parse(p, entry, body);
                         if (r >= 0)
-                                r = ptrv_push((void ***) &p->frag->retries, &p->frag->n_retries,
-                                              retry);
+                                r = ptrv_push(list, n, entry);
                         if (r >= 0)
-                                TAKE_PTR(retry);
+                                entry = NULL;
+                        kind->free_entry(entry);
                 }
                 path_pop(p, saved);
                 if (r < 0)
                         return r;
         }
         return 0;
+}
+
+static void *retry_free_entry(void *e)
+{
+        return policy_retry_free(e);
+}
+
+static int retry_parse_entry(Parser *p, void *e, json_object *body)
+{
+        return parse_retry_body(p, e, body);
+}
+
+static int parse_retries(Parser *p, json_object *array)
+{
+        static const NamedEntries kind = {
+            .what = "retry",
+            .plural = "retry entries",
+            .max = POLICY_RETRIES_MAX,
+            .name_max = POLICY_NAME_MAX,
+            .size = sizeof(PolicyRetry),
+            .free_entry = retry_free_entry,
+            .parse = retry_parse_entry,
+        };
+
+        return parse_named_entries(p, array, &kind, (void ***) &p->frag->retries,
+                                   &p->frag->n_retries);
 }
 
 /* certs */
@@ -723,43 +769,30 @@ static int parse_cert_value(Parser *p, PolicyCert *cert, json_object *value)
         return 0;
 }
 
-static int parse_certs(Parser *p, json_object *array)
+static void *cert_free_entry(void *e)
 {
-        int r = check_array(p, array, POLICY_CERTS_MAX, "certs");
-
-        if (r <= 0)
-                return r;
-        for (size_t i = 0; i < json_object_array_length(array); i++) {
-                _cleanup_(policy_cert_freep) PolicyCert *cert = NULL;
-                size_t saved = path_push_index(p, i);
-                const char *name;
-                json_object *value;
-
-                r = get_single_key(p, json_object_array_get_idx(array, i), &name, &value);
-                if (r > 0)
-                        r = check_name(p, "cert", name, POLICY_NAME_MAX);
-                if (r > 0 && entries_find((void **) p->frag->certs, p->frag->n_certs, name))
-                        r = parser_error(p, "duplicate cert \"%s\"", name);
-                else if (r > 0) {
-                        cert = calloc(1, sizeof(PolicyCert));
-                        if (!cert || !(cert->name = strdup(name)))
-                                return -ENOMEM;
-                        cert->source = p->source;
-                        path_push_key(p, name);
-                        r = parse_cert_value(p, cert, value);
-                        if (r >= 0)
-                                r = ptrv_push((void ***) &p->frag->certs, &p->frag->n_certs, cert);
-                        if (r >= 0)
-                                TAKE_PTR(cert);
-                }
-                path_pop(p, saved);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return policy_cert_free(e);
 }
 
-/* trust_stores */
+static int cert_parse_entry(Parser *p, void *e, json_object *value)
+{
+        return parse_cert_value(p, e, value);
+}
+
+static int parse_certs(Parser *p, json_object *array)
+{
+        static const NamedEntries kind = {
+            .what = "cert",
+            .plural = "certs",
+            .max = POLICY_CERTS_MAX,
+            .name_max = POLICY_NAME_MAX,
+            .size = sizeof(PolicyCert),
+            .free_entry = cert_free_entry,
+            .parse = cert_parse_entry,
+        };
+
+        return parse_named_entries(p, array, &kind, (void ***) &p->frag->certs, &p->frag->n_certs);
+}
 
 static int parse_trust_store_stack(Parser *p, PolicyTrustStore *t, json_object *stack)
 {
@@ -1658,42 +1691,30 @@ static int parse_streamtype_body(Parser *p, PolicyStreamtype *st, json_object *b
         return streamtype_finish(p, st, &sp);
 }
 
+static void *streamtype_free_entry(void *e)
+{
+        return policy_streamtype_free(e);
+}
+
+static int streamtype_parse_entry(Parser *p, void *e, json_object *body)
+{
+        return parse_streamtype_body(p, e, body);
+}
+
 static int parse_streamtypes(Parser *p, json_object *array)
 {
-        int r = check_array(p, array, POLICY_STREAMTYPES_MAX, "streamtypes");
+        static const NamedEntries kind = {
+            .what = "streamtype",
+            .plural = "streamtypes",
+            .max = POLICY_STREAMTYPES_MAX,
+            .name_max = POLICY_STREAMTYPE_NAME_MAX,
+            .size = sizeof(PolicyStreamtype),
+            .free_entry = streamtype_free_entry,
+            .parse = streamtype_parse_entry,
+        };
 
-        if (r <= 0)
-                return r;
-        for (size_t i = 0; i < json_object_array_length(array); i++) {
-                _cleanup_(policy_streamtype_freep) PolicyStreamtype *st = NULL;
-                size_t saved = path_push_index(p, i);
-                const char *name;
-                json_object *body;
-
-                r = get_single_key(p, json_object_array_get_idx(array, i), &name, &body);
-                if (r > 0)
-                        r = check_name(p, "streamtype", name, POLICY_STREAMTYPE_NAME_MAX);
-                if (r > 0 &&
-                    entries_find((void **) p->frag->streamtypes, p->frag->n_streamtypes, name))
-                        r = parser_error(p, "duplicate streamtype \"%s\"", name);
-                else if (r > 0) {
-                        st = calloc(1, sizeof(PolicyStreamtype));
-                        if (!st || !(st->name = strdup(name)))
-                                return -ENOMEM;
-                        st->source = p->source;
-                        path_push_key(p, name);
-                        r = parse_streamtype_body(p, st, body);
-                        if (r >= 0)
-                                r = ptrv_push((void ***) &p->frag->streamtypes,
-                                              &p->frag->n_streamtypes, st);
-                        if (r >= 0)
-                                TAKE_PTR(st);
-                }
-                path_pop(p, saved);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return parse_named_entries(p, array, &kind, (void ***) &p->frag->streamtypes,
+                                   &p->frag->n_streamtypes);
 }
 
 /* The top level */
