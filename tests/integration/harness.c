@@ -482,6 +482,21 @@ pid_t harness_fork(int (*fn)(void *arg), void *arg)
         return pid;
 }
 
+int harness_poll_pid(pid_t pid)
+{
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == 0)
+                return -EAGAIN;
+        if (r < 0)
+                return -errno;
+        pid_forget(pid);
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int harness_wait_pid(pid_t pid, unsigned timeout_ms)
 {
         uint64_t deadline = harness_now_usec() + (uint64_t) timeout_ms * 1000;

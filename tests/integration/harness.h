@@ -98,6 +98,8 @@ size_t text_lines(const char *text);
  * test. Returns the pid, registered for cleanup.
  */
 pid_t harness_fork(int (*fn)(void *arg), void *arg);
+/* The exit code of a forked helper that has exited, or -EAGAIN while it runs. */
+int harness_poll_pid(pid_t pid);
 /* Wait up to timeout_ms for a forked helper; returns the exit code or -ETIMEDOUT (killed). */
 int harness_wait_pid(pid_t pid, unsigned timeout_ms);
 
