@@ -3,14 +3,17 @@
  * smdagent: the system message and connectivity agent. Parses options and
  * hands over to the manager.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "privileges.h"
 
 #define POLICY_PATHS_MAX 64
 
@@ -24,6 +27,8 @@ static void help(void)
                "      --no-system-policy do not read the policy.d directories under\n"
                "                         /usr/lib, /etc and /run (only the built-in policy\n"
                "                         and --policy paths)\n"
+               "  -u, --user USER        when started as root: become USER, with its groups\n"
+               "                         and only CAP_WAKE_ALARM, once the socket is bound\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
                "  -h, --help             show this help\n"
                "      --version          show the version\n\n"
@@ -36,6 +41,7 @@ int main(int argc, char **argv)
             {"socket", required_argument, NULL, 's'},
             {"policy", required_argument, NULL, 'p'},
             {"log-level", required_argument, NULL, 'l'},
+            {"user", required_argument, NULL, 'u'},
             {"help", no_argument, NULL, 'h'},
             {"no-system-policy", no_argument, NULL, 'N'},
             {"version", no_argument, NULL, 'V'},
@@ -45,12 +51,14 @@ int main(int argc, char **argv)
         const char *no_directories[] = {NULL};
         size_t n_policy_paths = 0;
         ManagerOptions o = {.policy_paths = policy_paths};
+        _cleanup_(privileges_freep) Privileges *privileges = NULL;
+        const char *user = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
         sigset_t mask;
         int c, r;
 
         log_setup();
-        while ((c = getopt_long(argc, argv, "s:p:l:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:p:l:u:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 's':
                         o.socket_path = optarg;
@@ -69,6 +77,9 @@ int main(int argc, char **argv)
                                 fprintf(stderr, "smdagent: unknown log level \"%s\"\n", optarg);
                                 return 2;
                         }
+                        break;
+                case 'u':
+                        user = optarg;
                         break;
                 case 'N':
                         o.policy_directories = no_directories;
@@ -89,6 +100,27 @@ int main(int argc, char **argv)
                         argv[optind]);
                 return 2;
         }
+
+        /* Look the user up before binding anything, so that a typo fails at once. */
+        if (user) {
+                r = privileges_new(&privileges, user);
+                if (r == -ESRCH) {
+                        log_error("unknown user \"%s\" (given with --user)", user);
+                        return 1;
+                }
+                if (r == -EPERM) {
+                        log_error("--user %s needs root: we run as uid %u", user,
+                                  (unsigned) geteuid());
+                        return 1;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "failed to look up user \"%s\": %m", user);
+                        return 1;
+                }
+                o.privileges = privileges;
+        } else if (geteuid() == 0)
+                log_info("running as root; --user smdagent would drop root once the socket "
+                         "is bound");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

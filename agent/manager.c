@@ -102,6 +102,7 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         m->start_usec = now_usec(CLOCK_MONOTONIC);
         m->policy_paths = options->policy_paths;
         m->policy_directories = options->policy_directories;
+        m->privileges = options->privileges;
         access_init_default(&m->access);
 
         r = sd_event_new(&m->event);
@@ -207,6 +208,12 @@ int manager_start(Manager *m)
                                        m->socket_path);
         if (r < 0)
                 return log_error_errno(r, "failed to listen on %s: %m", m->socket_path);
+        /* Root is needed only to bind: drop it before serving anyone. */
+        if (m->privileges) {
+                r = privileges_drop(m->privileges, m->socket_activated ? NULL : m->runtime_dir);
+                if (r < 0)
+                        return r;
+        }
 
         r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_stop_signal, m);
         if (r >= 0)

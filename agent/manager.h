@@ -11,6 +11,7 @@
 
 #include "access.h"
 #include "bus.h"
+#include "privileges.h"
 #include "server.h"
 #include "util.h"
 
@@ -20,6 +21,7 @@ typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
         const char *const *policy_paths;       /* NULL-terminated, may be NULL */
         const char *const *policy_directories; /* NULL-terminated; NULL: the system ones */
+        const Privileges *privileges;          /* drop to this user once bound; NULL: stay */
 } ManagerOptions;
 
 typedef struct Manager {
@@ -37,6 +39,7 @@ typedef struct Manager {
         uint64_t policy_loaded_usec; /* CLOCK_REALTIME */
         const char *const *policy_paths;
         const char *const *policy_directories;
+        const Privileges *privileges;
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);
