@@ -204,6 +204,18 @@ bool harness_asan(void)
 #endif
 }
 
+const char *harness_asan_memory_env(void)
+{
+        static char env[512];
+        const char *old = getenv("ASAN_OPTIONS");
+
+        if (!harness_asan())
+                return NULL;
+        snprintf(env, sizeof(env), "ASAN_OPTIONS=%s%squarantine_size_mb=1", old ? old : "",
+                 old && *old ? ":" : "");
+        return env;
+}
+
 bool harness_has_sanitizer_report(const char *text)
 {
         return text && (strstr(text, "ERROR: AddressSanitizer") || strstr(text, "LeakSanitizer") ||
@@ -389,6 +401,7 @@ int proc_wait(Proc *p, unsigned timeout_ms)
                         capture(&p->err_fd, &p->err, &p->err_len);
         }
         proc_finish_output(p);
+        (void) proc_check_sanitizer(p, "child process");
         return 0;
 }
 
@@ -441,9 +454,7 @@ int proc_run(Proc *p, const char *const *argv, const ProcOptions *o, unsigned ti
 
         if (r < 0)
                 return r;
-        r = proc_wait(p, timeout_ms);
-        (void) proc_check_sanitizer(p, argv[0]);
-        return r;
+        return proc_wait(p, timeout_ms);
 }
 
 size_t text_lines(const char *text)

@@ -45,6 +45,14 @@ void harness_sleep_ms(unsigned ms);
 /* True when this program was built with AddressSanitizer (memory figures differ). */
 bool harness_asan(void);
 
+/*
+ * For tests that measure the agent's memory: under AddressSanitizer an
+ * "ASAN_OPTIONS=...:quarantine_size_mb=1" environment entry (the quarantine of
+ * freed memory would otherwise dominate RSS), else NULL. Use it in
+ * AgentOptions.env only there: a small quarantine catches fewer use-after-free.
+ */
+const char *harness_asan_memory_env(void);
+
 /* Whether text contains an AddressSanitizer, LeakSanitizer or UBSan report. */
 bool harness_has_sanitizer_report(const char *text);
 
@@ -76,7 +84,8 @@ typedef struct Proc {
 int proc_start(Proc *p, const char *const *argv, const ProcOptions *o);
 /*
  * Wait up to timeout_ms for the process to exit, collecting its output.
- * Returns 0, or -ETIMEDOUT after killing it.
+ * Returns 0, or -ETIMEDOUT after killing it. A sanitizer report in what it
+ * printed fails a check.
  */
 int proc_wait(Proc *p, unsigned timeout_ms);
 /* Kill (SIGKILL, whole group) and reap; harmless on a process that is gone. */

@@ -48,7 +48,8 @@ int main(void)
         if (!raise_fd_limit(N_PARTICIPANTS + 1024))
                 tap_skip_all("cannot raise RLIMIT_NOFILE (needs root or a high hard limit)");
         tap_diag("RLIMIT_NOFILE raised to %d", N_PARTICIPANTS + 1024);
-        if (!agent_start(&a, NULL))
+        if (!agent_start(
+                &a, &(AgentOptions){.env = (const char *const[]){harness_asan_memory_env(), NULL}}))
                 goto out;
 
         /* A first control round trip, so that one-off allocations are done. */

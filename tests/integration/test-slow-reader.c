@@ -201,7 +201,8 @@ int main(void)
         int code, r;
 
         harness_init(100);
-        if (!agent_start(&a, NULL))
+        if (!agent_start(
+                &a, &(AgentOptions){.env = (const char *const[]){harness_asan_memory_env(), NULL}}))
                 goto out;
         sock = a.socket_path;
 
