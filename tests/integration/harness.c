@@ -679,12 +679,17 @@ bool agent_start(Agent *a, const AgentOptions *o)
 
 int agent_stop(Agent *a, unsigned timeout_ms)
 {
+        return agent_stop_signal(a, SIGTERM, timeout_ms);
+}
+
+int agent_stop_signal(Agent *a, int sig, unsigned timeout_ms)
+{
         uint64_t deadline = harness_now_usec() + (uint64_t) timeout_ms * 1000;
 
         if (a->proc.pid <= 0)
                 return -ESRCH;
         if (!a->proc.exited)
-                (void) kill(a->proc.pid, SIGTERM);
+                (void) kill(a->proc.pid, sig);
         while (!a->proc.exited) {
                 reap(&a->proc, false);
                 if (a->proc.exited)

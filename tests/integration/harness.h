@@ -146,6 +146,8 @@ bool agent_start(Agent *a, const AgentOptions *o);
 void agent_poll_notify(Agent *a);
 /* SIGTERM, wait up to timeout_ms; returns the exit code (or -ETIMEDOUT, killed). */
 int agent_stop(Agent *a, unsigned timeout_ms);
+/* The same with another signal. */
+int agent_stop_signal(Agent *a, int sig, unsigned timeout_ms);
 /* Fail a check if the agent's log holds a sanitizer report; returns true if clean. */
 bool agent_check_log(Agent *a);
 /* The agent's log (stdout and stderr) so far; free() it. Never NULL. */

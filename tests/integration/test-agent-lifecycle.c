@@ -6,6 +6,7 @@
  * activation through systemd-socket-activate.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static void test_ready_and_stop(void)
         char *log;
         int code;
 
-        if (!agent_start(&a, NULL))
+        if (!agent_start(
+                &a, &(AgentOptions){.args = (const char *const[]){"--log-level", "debug", NULL}}))
                 goto out;
         ok(a.ready, "READY=1 arrives on NOTIFY_SOCKET");
         cmp_int(a.n_status, >=, 1, "STATUS= arrives");
@@ -53,12 +55,35 @@ static void test_ready_and_stop(void)
         is_int(proc_exit_code(&p), 0, "the first agent still serves: smdctl status exits 0");
         ok(strstr(p.out, "OPERATIONAL") != NULL, "status says OPERATIONAL");
         proc_free(&p);
+        log = agent_log(&a);
+        ok(strstr(log, "debug") != NULL, "--log-level debug: the log has debug lines");
+        free(log);
+
+        /* SIGHUP reloads (or logs that it cannot); it never stops the agent. */
+        is_int(kill(a.proc.pid, SIGHUP), 0, "send SIGHUP");
+        smdctl_run(&p, a.socket_path, (const char *const[]){"status", NULL}, NULL, 5000);
+        is_int(proc_exit_code(&p), 0, "the agent still serves after SIGHUP");
+        proc_free(&p);
 
         ok(!a.stopping, "no STOPPING=1 before SIGTERM");
         code = agent_stop(&a, 5000);
         is_int(code, 0, "SIGTERM: the agent exits 0");
         ok(a.stopping, "STOPPING=1 seen");
         ok(access(a.socket_path, F_OK) < 0 && errno == ENOENT, "socket file is gone");
+        (void) agent_check_log(&a);
+out:
+        agent_free(&a);
+}
+
+static void test_sigint(void)
+{
+        Agent a;
+
+        if (!agent_start(&a, &(AgentOptions){.name = "sigint"}))
+                goto out;
+        is_int(agent_stop_signal(&a, SIGINT, 5000), 0, "SIGINT: the agent exits 0");
+        ok(a.stopping, "STOPPING=1 seen");
+        ok(access(a.socket_path, F_OK) < 0, "socket file is gone");
         (void) agent_check_log(&a);
 out:
         agent_free(&a);
@@ -154,6 +179,7 @@ int main(void)
 {
         harness_init(60);
         test_ready_and_stop();
+        test_sigint();
         test_command_line();
         test_socket_activation();
         return harness_done();
