@@ -55,11 +55,24 @@ typedef struct TransportOptions {
         TlsContext *tls_context;   /* NULL with tls: the system trust store */
         const char *const *alpn;   /* NULL-terminated, e.g. {"h2", "http/1.1", NULL} */
         uint64_t timeout_usec;     /* for resolve + connect + handshake; 0: 10 s */
+        /*
+         * TLS: the name sent as SNI (names only, never an address) and checked
+         * against the certificate; NULL: host. Required with unix_socket and tls.
+         */
+        const char *server_name;
 } TransportOptions;
 
 /*
  * Start connecting. Handlers are called from the event loop, never from inside
  * this call. The returned object is owned by the caller (transport_free()).
+ * resolver may be NULL when host is an address or a path. Errors here are the
+ * caller's (-EINVAL, -ENOMEM, -ENAMETOOLONG for a long path, -EBUSY when the
+ * resolver's queue is full); everything later comes through failed().
+ *
+ * After connected(), a broken connection shows as an error (or 0 at EOF) from
+ * transport_read() or transport_write() and failed() is not called for it;
+ * readable() keeps being called while the socket reports EOF or an error, so
+ * free the transport (or pause reading) then.
  */
 int transport_new(Transport **ret, sd_event *event, Resolver *resolver,
                   const TransportOptions *options, const TransportHandlers *handlers,
@@ -70,9 +83,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Transport *, transport_free);
 
 /* Bytes read (> 0), 0 on orderly EOF, -EAGAIN when nothing is there, or -errno. */
 ssize_t transport_read(Transport *t, void *buf, size_t size);
-/* Bytes written (possibly fewer than size), -EAGAIN, or -errno. */
+/*
+ * Bytes written (possibly fewer than size), -EAGAIN, or -errno. With TLS the
+ * bytes after a short write or -EAGAIN may already sit in an encrypted record:
+ * the next write must start with them (it may be longer), as it naturally does
+ * when the owner writes from the front of its unsent data.
+ */
 ssize_t transport_write(Transport *t, const void *buf, size_t size);
-/* Ask for a writable callback (when a write came up short, or to be told). */
+/*
+ * Ask for a writable callback (when a write came up short, or to be told).
+ * One request, one callback: ask again from writable() for another.
+ */
 void transport_want_write(Transport *t, bool want);
 /* Stop reading (backpressure) until re-enabled. */
 void transport_pause_read(Transport *t, bool pause);
