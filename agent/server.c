@@ -525,12 +525,13 @@ static int on_client_io(sd_event_source *src, int fd, uint32_t revents, void *us
 {
         Client *c = userdata;
 
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                /* Bounded per wakeup so one chatty client cannot starve the loop. */
-                for (int i = 0; i < 16 && !c->dead; i++)
-                        if (client_read(c) <= 0)
-                                break;
-        }
+        /*
+         * One read per wakeup: the bus delivers (at a higher priority) before this
+         * client is read again, so a burst from one publisher reaches subscribers
+         * that keep up instead of piling up past their backlog limit.
+         */
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                (void) client_read(c);
         if (!c->dead && (revents & EPOLLOUT))
                 (void) client_flush(c);
         return 0;

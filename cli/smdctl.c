@@ -36,7 +36,7 @@ _printf_(1, 2) static int usage_error(const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fputs("\nTry 'smdctl --help'.\n", stderr);
+        fputc('\n', stderr);
         return EXIT_USAGE;
 }
 
@@ -506,7 +506,6 @@ int main(int argc, char **argv)
                         printf("smdctl %s\n", PACKAGE_VERSION);
                         return 0;
                 default:
-                        fputs("Try 'smdctl --help'.\n", stderr);
                         return EXIT_USAGE;
                 }
         }

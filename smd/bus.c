@@ -273,6 +273,8 @@ int bus_new(Bus **ret, sd_event *event, const BusLimits *limits)
                         goto fail;
                 (void) sd_event_source_set_enabled(bus->defer_source, SD_EVENT_OFF);
                 (void) sd_event_source_set_description(bus->defer_source, "bus-deliver");
+                /* Deliver before reading more from publishers. */
+                (void) sd_event_source_set_priority(bus->defer_source, SD_EVENT_PRIORITY_IMPORTANT);
                 r = sd_event_add_time(event, &bus->ttl_source, CLOCK_MONOTONIC, 0, 10000, on_ttl,
                                       bus);
                 if (r < 0)

@@ -18,6 +18,7 @@
 
 #include "frame.h"
 #include "message.h"
+#include "outbuf.h"
 #include "smd/smd.h"
 #include "util.h"
 
@@ -48,8 +49,7 @@ struct smd_bus {
 
         uint8_t *in;
         size_t in_len, in_size;
-        uint8_t *out;
-        size_t out_len, out_off, out_size;
+        OutBuffer out;
 
         uint32_t lost_pending;
         unsigned sync_pending; /* ONWARD_CONNECT markers not yet answered */
@@ -120,46 +120,9 @@ static int socket_connect(const char *path)
         return fd;
 }
 
-static int out_reserve(smd_bus *bus, size_t n)
-{
-        if (bus->out_off == bus->out_len)
-                bus->out_off = bus->out_len = 0;
-        if (bus->out_len + n <= bus->out_size)
-                return 0;
-        if (bus->out_off) {
-                memmove(bus->out, bus->out + bus->out_off, bus->out_len - bus->out_off);
-                bus->out_len -= bus->out_off;
-                bus->out_off = 0;
-                if (bus->out_len + n <= bus->out_size)
-                        return 0;
-        }
-        if (bus->out_len + n > OUT_MAX)
-                return -ENOBUFS;
-        size_t size = MAX(bus->out_len + n, bus->out_size * 2);
-        uint8_t *p = realloc(bus->out, size);
-        if (!p)
-                return -ENOMEM;
-        bus->out = p;
-        bus->out_size = size;
-        return 0;
-}
-
 static int bus_write(smd_bus *bus)
 {
-        while (bus->out_off < bus->out_len) {
-                ssize_t n = send(bus->fd, bus->out + bus->out_off, bus->out_len - bus->out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                return 0;
-                        return -errno;
-                }
-                bus->out_off += (size_t) n;
-        }
-        bus->out_off = bus->out_len = 0;
-        return 1;
+        return outbuf_write(&bus->out, bus->fd);
 }
 
 static void update_sources(smd_bus *bus);
@@ -171,7 +134,7 @@ static void link_down(smd_bus *bus, const char *why)
         bus->fd = safe_close(bus->fd);
         bus->state = LINK_DOWN;
         bus->in_len = 0;
-        bus->out_len = bus->out_off = 0;
+        outbuf_clear(&bus->out);
         bus->sync_pending = 0;
         if (why && !bus->refused)
                 set_error(bus, "link to the agent lost", why, strlen(why));
@@ -186,17 +149,18 @@ static void link_down(smd_bus *bus, const char *why)
 /* Connect and send STREAMTYPE; the CREATE_RESULT arrives later. */
 static int link_open(smd_bus *bus)
 {
-        int fd = socket_connect(bus->path), r;
+        int fd = socket_connect(bus->path), r = 0;
+        uint8_t *o;
 
         if (fd < 0)
                 return fd;
         bus->fd = fd;
         bus->state = LINK_OPENING;
-        r = out_reserve(bus, FRAME_HEADER_SIZE + 9 + 8);
-        if (r < 0)
+        o = outbuf_reserve(&bus->out, FRAME_HEADER_SIZE + 9 + 8, &r);
+        if (!o)
                 return r;
-        bus->out_len += (size_t) frame_encode_streamtype(
-            bus->out + bus->out_len, (uint32_t) getpid(), bus->classes, "_lws_smd");
+        outbuf_commit(&bus->out, (size_t) frame_encode_streamtype(o, (uint32_t) getpid(),
+                                                                  bus->classes, "_lws_smd"));
         r = bus_write(bus);
         return r < 0 ? r : 0;
 }
@@ -364,7 +328,7 @@ _public_ int smd_bus_process(smd_bus *bus)
         r = bus_read(bus);
         if (r < 0)
                 return r;
-        if (bus->state != LINK_DOWN && bus->out_len > bus->out_off) {
+        if (bus->state != LINK_DOWN && outbuf_pending(&bus->out)) {
                 r = bus_write(bus);
                 if (r < 0)
                         link_down(bus, strerror(-r));
@@ -386,7 +350,7 @@ _public_ int smd_bus_get_events(smd_bus *bus)
                 return -EINVAL;
         if (bus->fd < 0)
                 return 0;
-        return POLLIN | (bus->out_len > bus->out_off ? POLLOUT : 0);
+        return POLLIN | (outbuf_pending(&bus->out) ? POLLOUT : 0);
 }
 
 _public_ int smd_bus_get_timeout(smd_bus *bus, uint64_t *ret_usec)
@@ -437,6 +401,7 @@ _public_ int smd_bus_open(smd_bus **ret, const char *socket_path, uint32_t class
         if (!bus)
                 return -ENOMEM;
         bus->fd = -EBADF;
+        bus->out.max = OUT_MAX;
         bus->classes = classes;
         bus->reconnect = true;
         if (socket_path)
@@ -492,7 +457,7 @@ _public_ smd_bus *smd_bus_close(smd_bus *bus)
         }
         safe_close(bus->fd);
         free(bus->in);
-        free(bus->out);
+        outbuf_deinit(&bus->out);
         free(bus->path);
         free(bus);
         return NULL;
@@ -524,7 +489,7 @@ _public_ void smd_bus_set_reconnect(smd_bus *bus, bool enable)
 _public_ int smd_bus_publish(smd_bus *bus, uint32_t classes, const void *payload, size_t size)
 {
         uint8_t *o;
-        int r;
+        int r = 0;
 
         if (!bus || classes == 0 || (!payload && size))
                 return -EINVAL;
@@ -532,21 +497,13 @@ _public_ int smd_bus_publish(smd_bus *bus, uint32_t classes, const void *payload
                 return -EMSGSIZE;
         if (bus->state != LINK_UP)
                 return -ENOTCONN;
-        r = out_reserve(bus, FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size);
-        if (r < 0)
+        o = outbuf_reserve(&bus->out, message_frame_size(size), &r);
+        if (!o)
                 return r;
-        o = bus->out + bus->out_len;
-        o[0] = FRAME_TX_PAYLOAD;
-        be16_write(o + 1, (uint16_t) (FRAME_PAYLOAD_PREFIX + MESSAGE_HEADER_SIZE + size));
-        be32_write(o + 3, FRAME_FLAG_SOM | FRAME_FLAG_EOM);
-        be32_write(o + 7, 0);
-        be64_write(o + 11, 0);
-        message_header_write(o + FRAME_PAYLOAD_OVERHEAD, classes, 0);
-        if (size)
-                memcpy(o + FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE, payload, size);
-        bus->out_len += FRAME_PAYLOAD_OVERHEAD + MESSAGE_HEADER_SIZE + size;
+        outbuf_commit(&bus->out,
+                      message_encode_frame(o, FRAME_TX_PAYLOAD, classes, 0, payload, size));
         /* Write at once when we can: publishing must not wait for a poll round. */
-        if (bus->out_len - bus->out_off >= 8192 || bus->event == NULL) {
+        if (outbuf_pending(&bus->out) >= 8192 || bus->event == NULL) {
                 r = bus_write(bus);
                 if (r < 0) {
                         link_down(bus, strerror(-r));
@@ -565,7 +522,8 @@ _public_ int smd_bus_publish(smd_bus *bus, uint32_t classes, const void *payload
 _public_ int smd_bus_flush(smd_bus *bus, uint64_t timeout_usec)
 {
         uint64_t deadline;
-        int r;
+        uint8_t *o;
+        int r = 0;
 
         if (!bus)
                 return -EINVAL;
@@ -573,10 +531,10 @@ _public_ int smd_bus_flush(smd_bus *bus, uint64_t timeout_usec)
                 return -ENOTCONN;
         deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
         bus->nacked = false;
-        r = out_reserve(bus, FRAME_HEADER_SIZE);
-        if (r < 0)
+        o = outbuf_reserve(&bus->out, FRAME_HEADER_SIZE, &r);
+        if (!o)
                 return r;
-        bus->out_len += (size_t) frame_encode_empty(bus->out + bus->out_len, FRAME_ONWARD_CONNECT);
+        outbuf_commit(&bus->out, (size_t) frame_encode_empty(o, FRAME_ONWARD_CONNECT));
         bus->sync_pending++;
         while (bus->sync_pending && bus->state == LINK_UP) {
                 if (now_usec(CLOCK_MONOTONIC) >= deadline)
@@ -622,7 +580,7 @@ static void update_sources(smd_bus *bus)
         if (bus->io_source && sd_event_source_get_io_fd(bus->io_source) != bus->fd)
                 bus->io_source = sd_event_source_disable_unref(bus->io_source);
         if (bus->fd >= 0) {
-                uint32_t events = EPOLLIN | (bus->out_len > bus->out_off ? EPOLLOUT : 0);
+                uint32_t events = EPOLLIN | (outbuf_pending(&bus->out) ? EPOLLOUT : 0);
                 if (!bus->io_source) {
                         if (sd_event_add_io(bus->event, &bus->io_source, bus->fd, events, on_io,
                                             bus) >= 0)

@@ -88,6 +88,22 @@ bool tap_check_int(long long a, long long b, const char *op, const char *file, i
         return cond;
 }
 
+/* Each line of a (possibly multi-line) value as a diagnostic, so TAP stays valid. */
+static void diag_value(const char *label, const char *v)
+{
+        if (!v) {
+                printf("#   %s (null)\n", label);
+                return;
+        }
+        printf("#   %s '", label);
+        for (; *v; v++) {
+                putchar(*v);
+                if (*v == '\n')
+                        printf("#             ");
+        }
+        printf("'\n");
+}
+
 bool tap_check_str(const char *a, const char *b, const char *file, int line, const char *fmt, ...)
 {
         bool cond = (a && b) ? strcmp(a, b) == 0 : a == b;
@@ -96,9 +112,11 @@ bool tap_check_str(const char *a, const char *b, const char *file, int line, con
         va_start(ap, fmt);
         report(cond, fmt, ap);
         va_end(ap);
-        if (!cond)
-                printf("# failed at %s:%d:\n#   got:      '%s'\n#   expected: '%s'\n", file, line,
-                       a ? a : "(null)", b ? b : "(null)");
+        if (!cond) {
+                printf("# failed at %s:%d:\n", file, line);
+                diag_value("got:     ", a);
+                diag_value("expected:", b);
+        }
         return cond;
 }
 

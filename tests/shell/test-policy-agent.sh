@@ -48,7 +48,8 @@ grep -q "\"$W/d/50-x.json\"" "$W/show.json"
 ok $? "policy show names the drop-in as a source"
 
 # A monitor receives a steady flow of messages throughout the reloads.
-ctl monitor --class user3 --json >"$W/mon.out" 2>"$W/mon.err" &
+# Started directly (not through the ctl function) so that $! is smdctl itself.
+"$SMDCTL" -s "$S" monitor --class user3 --json >"$W/mon.out" 2>"$W/mon.err" &
 MON=$!
 sleep 0.3
 publisher() {
