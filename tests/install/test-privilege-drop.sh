@@ -61,7 +61,7 @@ ctl() { "$SMDCTL" -s "$S" "$@"; }
 as_member() { setpriv --reuid=65534 --regid=65534 --groups="$GID_" "$@"; }
 as_stranger() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 field() { awk -v k="$1:" '$1 == k {$1 = ""; sub(/^ /, ""); gsub(/\t/, " "); print}' "/proc/$2/status"; }
-sanitizer_clean() { ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"; }
+sanitizer_clean() { ! grep -qE 'ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered a fatal error|runtime error:' "$1"; }
 
 # Mistakes first: they must fail before anything is bound.
 "$SMDAGENT" --user no-such-user-smd --socket "$W/x.sock" --no-system-policy 2>"$W/unknown.err"
