@@ -57,6 +57,7 @@ typedef enum StreamtypeKeyGroup {
         GROUP_HTTP,
         GROUP_WS,
         GROUP_MQTT,
+        GROUP_SET, /* any protocol, printed only when set */
 } StreamtypeKeyGroup;
 
 struct Parser;

@@ -1406,7 +1406,7 @@ const StreamtypeKey streamtype_keys[] = {
     BOOL("server", GROUP_ANY, server),
     STR("server_cert", GROUP_ANY, server_cert, parse_server_cert),
     STR("server_key", GROUP_ANY, server_key, parse_server_key),
-    IGNORED("swake_validity", json_type_boolean),
+    BOOL("swake_validity", GROUP_SET, swake_validity),
     UINT("timeout_ms", GROUP_ANY, timeout_ms, 3600000, NULL),
     BOOL("tls", GROUP_ANY, tls),
     STR("tls_trust_store", GROUP_ANY, tls_trust_store, parse_trust_store_ref),
@@ -1432,6 +1432,8 @@ bool streamtype_key_group_applies(StreamtypeKeyGroup group, PolicyProtocol proto
                 return protocol == POLICY_PROTOCOL_WS;
         case GROUP_MQTT:
                 return protocol == POLICY_PROTOCOL_MQTT;
+        case GROUP_SET:
+                return false;
         }
         return false;
 }

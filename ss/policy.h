@@ -141,6 +141,7 @@ typedef struct PolicyStreamtype {
         bool opportunistic;
         bool nailed_up;
         bool long_poll;
+        bool swake_validity; /* retry and validity timers on the wake list */
         bool direct_proto_str;
         PolicyMetadata *metadata; /* in policy order */
         size_t n_metadata;

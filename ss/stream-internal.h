@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the stream core (stream.c), the retry arithmetic (retry.c) and the
+ * protocols (h1-client.c) share. Not for other modules; tests use the
+ * transport and random hooks at the end.
+ *
+ * Every internal function that may run a user callback returns an SsResult:
+ * SS_DESTROY_ME means "the stream must be destroyed": the function has
+ * stopped touching it, and so must its caller, up to the event-loop entry
+ * point (timer or transport handler), which destroys it. SS_DISCONNECT_ME
+ * likewise travels up to the entry point, which drops the connection.
+ */
+#pragma once
+
+#include "stream.h"
+#include "strexp.h"
+#include "transport.h"
+
+typedef struct H1Client H1Client;
+
+/* The connection layer as the stream sees it: the real transport, or a test double. */
+typedef struct SsTransportOps {
+        int (*transport_new)(Transport **ret, sd_event *event, Resolver *resolver,
+                             const TransportOptions *options, const TransportHandlers *handlers,
+                             void *userdata);
+        Transport *(*transport_free)(Transport *t);
+        ssize_t (*transport_read)(Transport *t, void *buf, size_t size);
+        ssize_t (*transport_write)(Transport *t, const void *buf, size_t size);
+        void (*transport_want_write)(Transport *t, bool want);
+        int (*tls_context_new)(TlsContext **ret, const TlsCertificate *certs, size_t n_certs);
+        TlsContext *(*tls_context_unref)(TlsContext *c);
+} SsTransportOps;
+
+typedef enum SsPhase {
+        SS_PHASE_IDLE,       /* no connection, nothing scheduled (or a deferred connect) */
+        SS_PHASE_WAIT_RETRY, /* the retry timer is armed */
+        SS_PHASE_CONNECTING, /* a transport is being set up */
+        SS_PHASE_CONNECTED,  /* a transport is up */
+} SsPhase;
+
+typedef struct SsTlsEntry {
+        struct SsTlsEntry *next;
+        char *name; /* trust store name; "" for the system store */
+        TlsContext *tls;
+        unsigned users;
+} SsTlsEntry;
+
+struct SsContext {
+        sd_event *event;
+        Scheduler *scheduler;
+        Resolver *resolver;
+        const Policy *policy;
+        const SsTransportOps *ops;
+        SsTlsEntry *tls_entries;
+        SsStream *streams;
+        size_t n_streams;
+        uint64_t next_id;
+        uint64_t random_state;
+        uint32_t (*random)(void *userdata); /* tests replace it */
+        void *random_userdata;
+        SsIllegalTransitionHook illegal_hook;
+        void *illegal_userdata;
+        unsigned n_illegal;
+};
+
+struct SsStream {
+        SsContext *context;
+        SsStream *prev, *next;
+        uint64_t id;
+        const PolicyStreamtype *st;
+        const PolicyRetry *retry; /* NULL: the built-in default */
+        SsTlsEntry *tls;          /* held while the stream lives (tls streamtypes) */
+
+        SsRxCallback rx;
+        SsTxCallback tx;
+        SsStateCallback state_cb;
+        void *userdata;
+
+        SsState state; /* last delivered; 0 before CREATING */
+        bool creating_delivered;
+        bool connected_delivered; /* CONNECTED delivered, DISCONNECTED not yet */
+        unsigned in_callback;
+        bool destroy_requested; /* ss_stream_free() from inside a callback */
+        bool freeing;
+
+        SsPhase phase;
+        bool connect_wanted; /* the work timer should connect */
+        bool tx_pending;     /* request_tx asked for a transaction */
+        bool has_tx_len;
+        uint64_t tx_len;
+        unsigned retry_count; /* consecutive failures */
+
+        Timer work_timer; /* deferred connect, from the event loop */
+        Timer retry_timer;
+        Timer timeout_timer;
+        Timer validity_timer;
+        bool timeout_from_policy; /* the running timeout was started by a connection attempt */
+
+        char **metadata; /* one per policy metadata entry, NULL: no value */
+        size_t *metadata_len;
+
+        Transport *transport;
+        H1Client *h1;
+        bool redirecting; /* a new transport for a redirect: no state changes */
+};
+
+/* Delivers a state (checks the table). */
+SsResult ss_stream_deliver_state(SsStream *s, SsState state, uint32_t ack);
+SsResult ss_stream_deliver_rx(SsStream *s, const uint8_t *buf, size_t len, unsigned flags);
+SsResult ss_stream_call_tx(SsStream *s, uint8_t *buf, size_t *len, unsigned *flags);
+
+/* The connection is alive (h1: bytes arrived): re-arm the validity hang-up. */
+void ss_stream_note_alive(SsStream *s);
+/* A transaction succeeded far enough to count as a working connection. */
+void ss_stream_reset_retry(SsStream *s);
+/*
+ * The transaction is over: drop the connection; failed: retry (not before
+ * min_delay_ms, for Retry-After).
+ */
+SsResult ss_stream_transaction_done(SsStream *s, bool failed, uint64_t min_delay_ms);
+/* Replace the transport to follow a redirect (no state changes). */
+int ss_stream_redirect(SsStream *s, const char *host, uint16_t port, bool tls);
+
+/* Metadata lookup for strexp (userdata: the stream). */
+int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret_value);
+
+/* The backoff delay before retry number attempt (0-based), random in [0, 2^32). */
+uint64_t ss_retry_delay_ms(const PolicyRetry *retry, unsigned attempt, uint32_t random);
+/* How many retries hide failures before ALL_RETRIES_FAILED. */
+unsigned ss_retry_conceal(const PolicyRetry *retry);
+/* Whether the retry / validity timers of a streamtype go on the wake list. */
+TimerList ss_stream_timer_list(const SsStream *s);
+
+/* h1 (h1-client.c). */
+/* The request goes to host (the expanded endpoint), port and tls of the streamtype. */
+int h1_client_new(H1Client **ret, SsStream *s, const char *host);
+H1Client *h1_client_free(H1Client *h);
+/* The transport is up (first time or after a redirect): send the request. */
+SsResult h1_client_start(SsStream *s);
+SsResult h1_client_on_readable(SsStream *s);
+SsResult h1_client_on_writable(SsStream *s);
+/* request_tx while connected. */
+void h1_client_request_tx(SsStream *s);
+
+/* Tests: replace the connection layer and the jitter source. */
+void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops);
+void ss_context_set_random(SsContext *c, uint32_t (*random)(void *userdata), void *userdata);
+/* Tests: deliver any state, as the engine would (illegal ones included). */
+SsResult ss_stream_test_deliver_state(SsStream *s, SsState state, uint32_t ack);
+/* Tests: act on a result as an event-loop entry point does (may destroy s). */
+void ss_stream_test_dispatch(SsStream *s, SsResult r);

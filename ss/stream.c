@@ -1,0 +1,1098 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream core: the engine context (scheduler, resolver, policy, trust-store
+ * credential cache), stream lifetime, state delivery against the transition
+ * table, connection attempts through the transport, retry and backoff,
+ * timeouts and validity. Protocols (h1-client.c) plug in at the transport
+ * handlers below.
+ *
+ * Control flow: user callbacks run only from event-loop entry points (the
+ * timer and transport handlers here) and from ss_stream_new() / ss_stream_free().
+ * Public calls that would start work (connect, request_tx) only set flags and
+ * arm the zero-delay work timer, so they are safe from inside callbacks. Each
+ * entry point ends in stream_dispatch(), the only place where a DESTROY_ME or
+ * DISCONNECT_ME result is acted on.
+ */
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "stream-internal.h"
+
+/* ---- states ---------------------------------------------------------------------------- */
+
+#define S(x) (1u << SS_STATE_##x)
+
+/* For each state last delivered: the states that may follow it (upstream's table). */
+static const uint32_t next_states[_SS_STATE_MAX] = {
+    [0] = S(CREATING) | S(DESTROYING),
+    [SS_STATE_CREATING] = S(CONNECTING) | S(TIMEOUT) | S(POLL) | S(SERVER_UPGRADE) | S(DESTROYING),
+    [SS_STATE_DISCONNECTED] = S(CONNECTING) | S(TIMEOUT) | S(POLL) | S(DESTROYING),
+    [SS_STATE_UNREACHABLE] =
+        S(ALL_RETRIES_FAILED) | S(TIMEOUT) | S(POLL) | S(CONNECTING) | S(CONNECTED) | S(DESTROYING),
+    [SS_STATE_AUTH_FAILED] = S(ALL_RETRIES_FAILED) | S(TIMEOUT) | S(CONNECTING) | S(DESTROYING),
+    [SS_STATE_CONNECTED] = S(SERVER_UPGRADE) | S(SERVER_TXN) | S(AUTH_FAILED) | S(QOS_ACK_REMOTE) |
+                           S(QOS_NACK_REMOTE) | S(QOS_ACK_LOCAL) | S(QOS_NACK_LOCAL) |
+                           S(DISCONNECTED) | S(TIMEOUT) | S(POLL) | S(DESTROYING),
+    [SS_STATE_CONNECTING] = S(UNREACHABLE) | S(AUTH_FAILED) | S(CONNECTING) | S(CONNECTED) |
+                            S(TIMEOUT) | S(POLL) | S(DISCONNECTED) | S(DESTROYING),
+    [SS_STATE_DESTROYING] = 0,
+    [SS_STATE_POLL] = S(CONNECTING) | S(TIMEOUT) | S(ALL_RETRIES_FAILED) | S(DESTROYING),
+    [SS_STATE_ALL_RETRIES_FAILED] = S(CONNECTING) | S(TIMEOUT) | S(DESTROYING),
+    [SS_STATE_QOS_ACK_REMOTE] =
+        S(DISCONNECTED) | S(TIMEOUT) | S(QOS_ACK_REMOTE) | S(QOS_NACK_REMOTE) | S(DESTROYING),
+    [SS_STATE_QOS_NACK_REMOTE] =
+        S(DISCONNECTED) | S(TIMEOUT) | S(QOS_ACK_REMOTE) | S(QOS_NACK_REMOTE) | S(DESTROYING),
+    [SS_STATE_QOS_ACK_LOCAL] = S(DISCONNECTED) | S(TIMEOUT) | S(DESTROYING),
+    [SS_STATE_QOS_NACK_LOCAL] = S(TIMEOUT) | S(DESTROYING),
+    [SS_STATE_TIMEOUT] = S(CONNECTING) | S(CONNECTED) | S(QOS_ACK_REMOTE) | S(QOS_NACK_REMOTE) |
+                         S(POLL) | S(TIMEOUT) | S(DISCONNECTED) | S(UNREACHABLE) | S(DESTROYING),
+    [SS_STATE_SERVER_TXN] = S(DISCONNECTED) | S(TIMEOUT) | S(DESTROYING),
+    [SS_STATE_SERVER_UPGRADE] = S(SERVER_TXN) | S(TIMEOUT) | S(DISCONNECTED) | S(DESTROYING),
+};
+
+#undef S
+
+static const char *const state_names[_SS_STATE_MAX] = {
+    [SS_STATE_CREATING] = "CREATING",
+    [SS_STATE_DISCONNECTED] = "DISCONNECTED",
+    [SS_STATE_UNREACHABLE] = "UNREACHABLE",
+    [SS_STATE_AUTH_FAILED] = "AUTH_FAILED",
+    [SS_STATE_CONNECTED] = "CONNECTED",
+    [SS_STATE_CONNECTING] = "CONNECTING",
+    [SS_STATE_DESTROYING] = "DESTROYING",
+    [SS_STATE_POLL] = "POLL",
+    [SS_STATE_ALL_RETRIES_FAILED] = "ALL_RETRIES_FAILED",
+    [SS_STATE_QOS_ACK_REMOTE] = "QOS_ACK_REMOTE",
+    [SS_STATE_QOS_NACK_REMOTE] = "QOS_NACK_REMOTE",
+    [SS_STATE_QOS_ACK_LOCAL] = "QOS_ACK_LOCAL",
+    [SS_STATE_QOS_NACK_LOCAL] = "QOS_NACK_LOCAL",
+    [SS_STATE_TIMEOUT] = "TIMEOUT",
+    [SS_STATE_SERVER_TXN] = "SERVER_TXN",
+    [SS_STATE_SERVER_UPGRADE] = "SERVER_UPGRADE",
+    [SS_STATE_EVENT_WAIT_CANCELLED] = "EVENT_WAIT_CANCELLED",
+    [SS_STATE_UPSTREAM_LINK_RETRY] = "UPSTREAM_LINK_RETRY",
+};
+
+const char *ss_state_to_string(SsState state)
+{
+        if (state >= SS_STATE_USER_BASE)
+                return "USER";
+        if (state <= 0 || state >= _SS_STATE_MAX)
+                return "INVALID";
+        return state_names[state];
+}
+
+/* Transient states pass without changing the state the table looks at. */
+static bool state_is_transient(SsState state)
+{
+        return state >= SS_STATE_USER_BASE || state == SS_STATE_EVENT_WAIT_CANCELLED ||
+               state == SS_STATE_UPSTREAM_LINK_RETRY;
+}
+
+bool ss_state_transition_is_valid(SsState from, SsState to)
+{
+        if (state_is_transient(to))
+                return true;
+        if (from < 0 || from >= _SS_STATE_MAX || to <= 0 || to >= _SS_STATE_MAX)
+                return false;
+        return next_states[from] & (1u << to);
+}
+
+/* ---- the default connection layer ------------------------------------------------------ */
+
+static const SsTransportOps transport_ops_real = {
+    .transport_new = transport_new,
+    .transport_free = transport_free,
+    .transport_read = transport_read,
+    .transport_write = transport_write,
+    .transport_want_write = transport_want_write,
+    .tls_context_new = tls_context_new,
+    .tls_context_unref = tls_context_unref,
+};
+
+/* ---- context --------------------------------------------------------------------------- */
+
+static uint32_t random_default(void *userdata)
+{
+        SsContext *c = userdata;
+        uint64_t x = c->random_state;
+
+        /* xorshift64*: jitter needs spread, not secrecy. */
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        c->random_state = x;
+        return (uint32_t) ((x * UINT64_C(2685821657736338717)) >> 32);
+}
+
+int ss_context_new(SsContext **ret, sd_event *event, const Policy *policy)
+{
+        SsContext *c;
+        int r;
+
+        assert(ret);
+        assert(policy);
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->policy = policy;
+        c->ops = &transport_ops_real;
+        c->random = random_default;
+        c->random_userdata = c;
+        if (getrandom(&c->random_state, sizeof(c->random_state), GRND_NONBLOCK) !=
+            sizeof(c->random_state))
+                c->random_state = now_usec(CLOCK_MONOTONIC);
+        c->random_state |= 1;
+
+        r = scheduler_new(&c->scheduler, event);
+        if (r < 0)
+                goto fail;
+        if (event) {
+                c->event = sd_event_ref(event);
+                r = resolver_new(&c->resolver, event);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = c;
+        return 0;
+fail:
+        ss_context_free(c);
+        return r;
+}
+
+SsContext *ss_context_free(SsContext *c)
+{
+        if (!c)
+                return NULL;
+        while (c->streams)
+                (void) ss_stream_free(c->streams);
+        assert(!c->tls_entries);
+        resolver_free(c->resolver);
+        scheduler_free(c->scheduler);
+        sd_event_unref(c->event);
+        return mfree(c);
+}
+
+Scheduler *ss_context_get_scheduler(SsContext *c)
+{
+        return c->scheduler;
+}
+
+const Policy *ss_context_get_policy(SsContext *c)
+{
+        return c->policy;
+}
+
+size_t ss_context_n_streams(SsContext *c)
+{
+        return c->n_streams;
+}
+
+unsigned ss_context_n_tls_contexts(SsContext *c)
+{
+        unsigned n = 0;
+
+        for (SsTlsEntry *e = c->tls_entries; e; e = e->next)
+                n++;
+        return n;
+}
+
+void ss_context_set_illegal_transition_hook(SsContext *c, SsIllegalTransitionHook hook,
+                                            void *userdata)
+{
+        c->illegal_hook = hook;
+        c->illegal_userdata = userdata;
+}
+
+unsigned ss_context_get_illegal_transitions(SsContext *c)
+{
+        return c->n_illegal;
+}
+
+void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops)
+{
+        c->ops = ops ? ops : &transport_ops_real;
+}
+
+void ss_context_set_random(SsContext *c, uint32_t (*random)(void *userdata), void *userdata)
+{
+        c->random = random ? random : random_default;
+        c->random_userdata = random ? userdata : c;
+}
+
+/* ---- trust-store credentials ----------------------------------------------------------- */
+
+#define CERT_FILE_MAX (1024u * 1024u)
+
+static int read_cert_file(const char *path, uint8_t **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t size = 0;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((uint64_t) st.st_size > CERT_FILE_MAX)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (size < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + size, (size_t) st.st_size - size);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+static int tls_entry_create(SsContext *c, const char *name, TlsContext **ret)
+{
+        const PolicyTrustStore *ts = NULL;
+        TlsCertificate certs[POLICY_CERTS_MAX] = {};
+        uint8_t *files[POLICY_CERTS_MAX] = {};
+        size_t n = 0;
+        int r = 0;
+
+        if (name[0]) {
+                ts = policy_find_trust_store(c->policy, name);
+                if (!ts)
+                        return -ENOENT;
+                if (ts->n_certs > POLICY_CERTS_MAX)
+                        return -E2BIG;
+                for (; n < ts->n_certs; n++) {
+                        const PolicyCert *cert = policy_find_cert(c->policy, ts->certs[n]);
+
+                        if (!cert) {
+                                r = -ENOENT;
+                                goto out;
+                        }
+                        if (cert->path) {
+                                r = read_cert_file(cert->path, &files[n], &certs[n].size);
+                                if (r < 0)
+                                        goto out;
+                                certs[n].data = files[n];
+                                certs[n].pem = true;
+                        } else {
+                                certs[n].data = cert->der;
+                                certs[n].size = cert->der_size;
+                        }
+                }
+        }
+        r = c->ops->tls_context_new(ret, certs, n);
+out:
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                free(files[i]);
+        return r;
+}
+
+static int tls_entry_acquire(SsContext *c, const char *name, SsTlsEntry **ret)
+{
+        SsTlsEntry *e;
+        int r;
+
+        name = strempty(name);
+        for (e = c->tls_entries; e; e = e->next)
+                if (streq(e->name, name)) {
+                        e->users++;
+                        *ret = e;
+                        return 0;
+                }
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->name = strdup(name);
+        if (!e->name) {
+                free(e);
+                return -ENOMEM;
+        }
+        r = tls_entry_create(c, name, &e->tls);
+        if (r < 0) {
+                free(e->name);
+                free(e);
+                return r;
+        }
+        e->users = 1;
+        e->next = c->tls_entries;
+        c->tls_entries = e;
+        *ret = e;
+        return 0;
+}
+
+static void tls_entry_release(SsContext *c, SsTlsEntry *e)
+{
+        if (!e)
+                return;
+        assert(e->users > 0);
+        if (--e->users > 0)
+                return;
+        for (SsTlsEntry **p = &c->tls_entries; *p; p = &(*p)->next)
+                if (*p == e) {
+                        *p = e->next;
+                        break;
+                }
+        c->ops->tls_context_unref(e->tls);
+        free(e->name);
+        free(e);
+}
+
+/* ---- delivering to the user ------------------------------------------------------------ */
+
+static SsResult callback_result(SsStream *s, SsResult r)
+{
+        if (s->destroy_requested)
+                return SS_DESTROY_ME;
+        return r;
+}
+
+SsResult ss_stream_deliver_state(SsStream *s, SsState state, uint32_t ack)
+{
+        SsState from = s->state;
+        SsResult r = SS_OK;
+
+        if (!ss_state_transition_is_valid(from, state)) {
+                s->context->n_illegal++;
+                if (s->context->illegal_hook)
+                        s->context->illegal_hook(s, from, state, s->context->illegal_userdata);
+                else
+                        assert(!"illegal Secure Streams state transition");
+                /* Release builds: end the stream cleanly, without delivering this state. */
+                return s->freeing ? SS_OK : SS_DESTROY_ME;
+        }
+
+        if (!state_is_transient(state))
+                s->state = state;
+        if (state == SS_STATE_CREATING)
+                s->creating_delivered = true;
+        else if (state == SS_STATE_CONNECTED)
+                s->connected_delivered = true;
+        else if (state == SS_STATE_DISCONNECTED)
+                s->connected_delivered = false;
+
+        if (s->state_cb) {
+                s->in_callback++;
+                r = s->state_cb(s, s->userdata, state, ack);
+                s->in_callback--;
+        }
+        if (r == SS_TX_DONT_SEND || (r != SS_DISCONNECT_ME && r != SS_DESTROY_ME))
+                r = SS_OK;
+        return callback_result(s, r);
+}
+
+SsResult ss_stream_deliver_rx(SsStream *s, const uint8_t *buf, size_t len, unsigned flags)
+{
+        SsResult r = SS_OK;
+
+        if (s->rx) {
+                s->in_callback++;
+                r = s->rx(s, s->userdata, buf, len, flags);
+                s->in_callback--;
+        }
+        if (r != SS_DISCONNECT_ME && r != SS_DESTROY_ME)
+                r = SS_OK;
+        return callback_result(s, r);
+}
+
+SsResult ss_stream_call_tx(SsStream *s, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        SsResult r;
+
+        if (!s->tx) {
+                *len = 0;
+                *flags = SS_FLAG_EOM;
+                return SS_OK;
+        }
+        s->in_callback++;
+        r = s->tx(s, s->userdata, buf, len, flags);
+        s->in_callback--;
+        if (r != SS_TX_DONT_SEND && r != SS_DISCONNECT_ME && r != SS_DESTROY_ME)
+                r = SS_OK;
+        return callback_result(s, r);
+}
+
+SsResult ss_stream_test_deliver_state(SsStream *s, SsState state, uint32_t ack)
+{
+        return ss_stream_deliver_state(s, state, ack);
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+TimerList ss_stream_timer_list(const SsStream *s)
+{
+        return s->st->swake_validity ? TIMER_LIST_WAKE : TIMER_LIST_NORMAL;
+}
+
+static void stream_close_transport(SsStream *s)
+{
+        s->h1 = h1_client_free(s->h1);
+        if (s->transport)
+                s->transport = s->context->ops->transport_free(s->transport);
+        s->redirecting = false;
+        timer_cancel(&s->validity_timer);
+}
+
+static void stream_cancel_policy_timeout(SsStream *s)
+{
+        if (s->timeout_from_policy) {
+                timer_cancel(&s->timeout_timer);
+                s->timeout_from_policy = false;
+        }
+}
+
+static void stream_defer_connect(SsStream *s)
+{
+        s->connect_wanted = true;
+        (void) scheduler_schedule_in(s->context->scheduler, &s->work_timer, TIMER_LIST_NORMAL, 0);
+}
+
+/* Retry after a failure, or give up (ALL_RETRIES_FAILED) once conceal is used up. */
+static SsResult stream_backoff(SsStream *s, uint64_t min_delay_ms)
+{
+        SsContext *c = s->context;
+        uint64_t delay;
+        int r;
+
+        if (s->retry_count >= ss_retry_conceal(s->retry)) {
+                s->phase = SS_PHASE_IDLE;
+                s->tx_pending = false;
+                /* After a drop (DISCONNECTED) the table has no ALL_RETRIES_FAILED: just idle. */
+                if (ss_state_transition_is_valid(s->state, SS_STATE_ALL_RETRIES_FAILED))
+                        return ss_stream_deliver_state(s, SS_STATE_ALL_RETRIES_FAILED, 0);
+                return SS_OK;
+        }
+
+        delay = ss_retry_delay_ms(s->retry, s->retry_count, c->random(c->random_userdata));
+        s->retry_count++;
+        delay = MAX(delay, min_delay_ms);
+        r = scheduler_schedule_in(c->scheduler, &s->retry_timer, ss_stream_timer_list(s),
+                                  delay * USEC_PER_MSEC);
+        if (r < 0) {
+                s->phase = SS_PHASE_IDLE;
+                return SS_OK;
+        }
+        s->phase = SS_PHASE_WAIT_RETRY;
+        return SS_OK;
+}
+
+/* What to do once there is no connection any more. */
+static SsResult stream_after_drop(SsStream *s, bool failed, uint64_t min_delay_ms)
+{
+        s->phase = SS_PHASE_IDLE;
+        if (s->st->nailed_up)
+                return stream_backoff(s, min_delay_ms);
+        if (s->st->opportunistic) {
+                s->tx_pending = false;
+                return SS_OK;
+        }
+        if (failed)
+                return stream_backoff(s, min_delay_ms);
+        if (s->tx_pending)
+                stream_defer_connect(s);
+        return SS_OK;
+}
+
+/* Drops the connection (or the attempt): DISCONNECTED if CONNECTED was delivered. */
+static SsResult stream_drop(SsStream *s, bool failed, uint64_t min_delay_ms)
+{
+        SsResult r;
+
+        stream_close_transport(s);
+        stream_cancel_policy_timeout(s);
+        s->phase = SS_PHASE_IDLE;
+        if (s->connected_delivered) {
+                r = ss_stream_deliver_state(s, SS_STATE_DISCONNECTED, 0);
+                if (r == SS_DESTROY_ME)
+                        return r;
+                if (r == SS_DISCONNECT_ME)
+                        return SS_OK; /* no reconnection */
+        }
+        return stream_after_drop(s, failed, min_delay_ms);
+}
+
+SsResult ss_stream_transaction_done(SsStream *s, bool failed, uint64_t min_delay_ms)
+{
+        return stream_drop(s, failed, min_delay_ms);
+}
+
+static uint32_t transport_error_to_ack(TransportError e)
+{
+        switch (e) {
+        case TRANSPORT_ERROR_NONE:
+                return 0;
+        case TRANSPORT_ERROR_DNS:
+                return SS_ACK_DNS;
+        case TRANSPORT_ERROR_REFUSED:
+                return SS_ACK_REFUSED;
+        case TRANSPORT_ERROR_TIMEOUT:
+                return SS_ACK_TIMEOUT;
+        case TRANSPORT_ERROR_TLS:
+                return SS_ACK_TLS;
+        case TRANSPORT_ERROR_TLS_VERIFY:
+                return SS_ACK_TLS | SS_ACK_TLS_VERIFY;
+        case TRANSPORT_ERROR_RESET:
+        case TRANSPORT_ERROR_IO:
+                return SS_ACK_RESET;
+        }
+        return 0;
+}
+
+/* A connection attempt failed: UNREACHABLE, then retry or give up. */
+static SsResult stream_connect_failed(SsStream *s, uint32_t ack)
+{
+        SsResult r;
+
+        stream_close_transport(s);
+        stream_cancel_policy_timeout(s);
+        s->phase = SS_PHASE_IDLE;
+        r = ss_stream_deliver_state(s, SS_STATE_UNREACHABLE, ack);
+        if (r == SS_DESTROY_ME)
+                return r;
+        if (r == SS_DISCONNECT_ME) {
+                s->tx_pending = false;
+                return SS_OK;
+        }
+        return stream_backoff(s, 0);
+}
+
+static void on_transport_connected(Transport *t, void *userdata);
+static void on_transport_readable(Transport *t, void *userdata);
+static void on_transport_writable(Transport *t, void *userdata);
+static void on_transport_failed(Transport *t, TransportError error, const char *detail,
+                                void *userdata);
+
+static const TransportHandlers transport_handlers = {
+    .connected = on_transport_connected,
+    .readable = on_transport_readable,
+    .writable = on_transport_writable,
+    .failed = on_transport_failed,
+};
+
+static int stream_open_transport(SsStream *s, const char *host, uint16_t port, bool tls)
+{
+        static const char *const alpn_h1[] = {"http/1.1", NULL};
+        TransportOptions opts = {
+            .host = host,
+            .port = port,
+            .unix_socket = s->st->unix_socket,
+            .tls = tls,
+            .tls_context = tls && s->tls ? s->tls->tls : NULL,
+            .alpn = tls ? alpn_h1 : NULL,
+        };
+
+        assert(!s->transport);
+        return s->context->ops->transport_new(&s->transport, s->context->event,
+                                              s->context->resolver, &opts, &transport_handlers, s);
+}
+
+int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret_value)
+{
+        SsStream *s = userdata;
+
+        for (size_t i = 0; i < s->st->n_metadata; i++)
+                if (streq(s->st->metadata[i].name, name)) {
+                        *ret_value = s->metadata[i];
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static SsResult stream_connect(SsStream *s)
+{
+        _cleanup_free_ char *host = NULL;
+        SsResult r;
+        int k;
+
+        assert(!s->transport);
+        s->connect_wanted = false;
+        timer_cancel(&s->retry_timer);
+
+        r = ss_stream_deliver_state(s, SS_STATE_CONNECTING, 0);
+        if (r == SS_DESTROY_ME)
+                return r;
+        if (r == SS_DISCONNECT_ME) {
+                s->phase = SS_PHASE_IDLE;
+                s->tx_pending = false;
+                return SS_OK;
+        }
+        s->phase = SS_PHASE_CONNECTING;
+        s->tx_pending = false;
+
+        if (s->st->timeout_ms > 0 && !timer_is_armed(&s->timeout_timer)) {
+                if (scheduler_schedule_in(s->context->scheduler, &s->timeout_timer,
+                                          TIMER_LIST_NORMAL,
+                                          (uint64_t) s->st->timeout_ms * USEC_PER_MSEC) >= 0)
+                        s->timeout_from_policy = true;
+        }
+
+        k = strexp_expand_string(strempty(s->st->endpoint), ss_stream_metadata_lookup, s, &host,
+                                 NULL);
+        if (k < 0 || !host[0])
+                return stream_connect_failed(s, SS_ACK_CONFIG);
+
+        k = h1_client_new(&s->h1, s, host);
+        if (k >= 0)
+                k = stream_open_transport(s, host, s->st->port, s->st->tls);
+        if (k < 0)
+                return stream_connect_failed(s, SS_ACK_CONFIG);
+        return SS_OK;
+}
+
+int ss_stream_redirect(SsStream *s, const char *host, uint16_t port, bool tls)
+{
+        if (s->transport)
+                s->transport = s->context->ops->transport_free(s->transport);
+        s->redirecting = true;
+        return stream_open_transport(s, host, port, tls);
+}
+
+void ss_stream_note_alive(SsStream *s)
+{
+        const PolicyRetry *retry = s->retry;
+
+        if (!retry || retry->valid_hangup_s == 0 || !s->transport)
+                return;
+        (void) scheduler_schedule_in(s->context->scheduler, &s->validity_timer,
+                                     ss_stream_timer_list(s),
+                                     (uint64_t) retry->valid_hangup_s * USEC_PER_SEC);
+}
+
+void ss_stream_reset_retry(SsStream *s)
+{
+        s->retry_count = 0;
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+static void stream_destroy(SsStream *s);
+
+/* Acts on a result at an event-loop entry point; s may be gone afterwards. */
+static void stream_dispatch(SsStream *s, SsResult r)
+{
+        for (unsigned i = 0; i < 4; i++) {
+                switch (r) {
+                case SS_OK:
+                case SS_TX_DONT_SEND:
+                        return;
+                case SS_DESTROY_ME:
+                        stream_destroy(s);
+                        return;
+                case SS_DISCONNECT_ME:
+                        if (!s->transport && s->phase != SS_PHASE_WAIT_RETRY) {
+                                /* Nothing to drop: stop any connection plans. */
+                                s->connect_wanted = false;
+                                s->tx_pending = false;
+                                return;
+                        }
+                        if (s->phase == SS_PHASE_WAIT_RETRY) {
+                                timer_cancel(&s->retry_timer);
+                                s->phase = SS_PHASE_IDLE;
+                                return;
+                        }
+                        r = stream_drop(s, false, 0);
+                        if (r == SS_DISCONNECT_ME)
+                                r = SS_OK;
+                        break;
+                }
+        }
+}
+
+void ss_stream_test_dispatch(SsStream *s, SsResult r)
+{
+        stream_dispatch(s, r);
+}
+
+static void on_transport_connected(Transport *t, void *userdata)
+{
+        SsStream *s = userdata;
+        SsResult r;
+
+        if (s->redirecting) {
+                s->redirecting = false;
+                ss_stream_note_alive(s);
+                stream_dispatch(s, h1_client_start(s));
+                return;
+        }
+
+        s->phase = SS_PHASE_CONNECTED;
+        ss_stream_note_alive(s);
+        r = ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
+        if (r == SS_OK)
+                r = h1_client_start(s);
+        stream_dispatch(s, r);
+}
+
+static void on_transport_readable(Transport *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        stream_dispatch(s, h1_client_on_readable(s));
+}
+
+static void on_transport_writable(Transport *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        stream_dispatch(s, h1_client_on_writable(s));
+}
+
+static void on_transport_failed(Transport *t, TransportError error, const char *detail,
+                                void *userdata)
+{
+        SsStream *s = userdata;
+
+        if (s->phase == SS_PHASE_CONNECTING)
+                stream_dispatch(s, stream_connect_failed(s, transport_error_to_ack(error)));
+        else
+                stream_dispatch(s, stream_drop(s, true, 0));
+}
+
+static void on_work_timer(Timer *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        if (!s->connect_wanted || s->phase != SS_PHASE_IDLE)
+                return;
+        stream_dispatch(s, stream_connect(s));
+}
+
+static void on_retry_timer(Timer *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        if (s->phase != SS_PHASE_WAIT_RETRY)
+                return;
+        s->phase = SS_PHASE_IDLE;
+        stream_dispatch(s, stream_connect(s));
+}
+
+static void on_timeout_timer(Timer *t, void *userdata)
+{
+        SsStream *s = userdata;
+        bool connection = s->transport != NULL;
+        SsResult r;
+
+        s->timeout_from_policy = false;
+        r = ss_stream_deliver_state(s, SS_STATE_TIMEOUT, 0);
+        if (r == SS_DESTROY_ME || !connection || !s->transport) {
+                stream_dispatch(s, r);
+                return;
+        }
+        /* The transaction took too long: give up on this connection. */
+        stream_dispatch(s, stream_drop(s, false, 0));
+}
+
+static void on_validity_timer(Timer *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        /* Nothing arrived for svalidhup seconds: the connection is dead. */
+        stream_dispatch(s, stream_drop(s, true, 0));
+}
+
+/* ---- streams --------------------------------------------------------------------------- */
+
+static void stream_unlink(SsStream *s)
+{
+        SsContext *c = s->context;
+
+        if (s->prev)
+                s->prev->next = s->next;
+        else if (c->streams == s)
+                c->streams = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        s->prev = s->next = NULL;
+        c->n_streams--;
+}
+
+static void stream_destroy(SsStream *s)
+{
+        assert(s->in_callback == 0);
+        s->freeing = true;
+
+        stream_close_transport(s);
+        if (s->creating_delivered) {
+                if (s->connected_delivered &&
+                    ss_state_transition_is_valid(s->state, SS_STATE_DISCONNECTED))
+                        (void) ss_stream_deliver_state(s, SS_STATE_DISCONNECTED, 0);
+                (void) ss_stream_deliver_state(s, SS_STATE_DESTROYING, 0);
+        }
+
+        /* After the callbacks: they may have armed timers. */
+        timer_cancel(&s->work_timer);
+        timer_cancel(&s->retry_timer);
+        timer_cancel(&s->timeout_timer);
+        timer_cancel(&s->validity_timer);
+        stream_close_transport(s);
+
+        tls_entry_release(s->context, s->tls);
+        stream_unlink(s);
+        for (size_t i = 0; i < s->st->n_metadata; i++)
+                free(s->metadata[i]);
+        free(s->metadata);
+        free(s->metadata_len);
+        free(s);
+}
+
+SsStream *ss_stream_free(SsStream *s)
+{
+        if (!s)
+                return NULL;
+        if (s->freeing)
+                return NULL;
+        if (s->in_callback > 0) {
+                s->destroy_requested = true;
+                return NULL;
+        }
+        stream_destroy(s);
+        return NULL;
+}
+
+int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
+                  const SsStreamHandlers *handlers, void *userdata)
+{
+        const PolicyStreamtype *st;
+        SsStream *s;
+        SsResult r;
+        int k;
+
+        assert(ret);
+        assert(c);
+        assert(streamtype);
+
+        st = policy_find_streamtype(c->policy, streamtype);
+        if (!st)
+                return -ENOENT;
+        if (st->protocol != POLICY_PROTOCOL_H1 || st->server)
+                return -EPROTONOSUPPORT;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->context = c;
+        s->id = ++c->next_id;
+        s->st = st;
+        s->retry = policy_streamtype_retry(c->policy, st);
+        s->userdata = userdata;
+        if (handlers) {
+                s->rx = handlers->rx;
+                s->tx = handlers->tx;
+                s->state_cb = handlers->state;
+        }
+        timer_init(&s->work_timer, on_work_timer, s);
+        timer_init(&s->retry_timer, on_retry_timer, s);
+        timer_init(&s->timeout_timer, on_timeout_timer, s);
+        timer_init(&s->validity_timer, on_validity_timer, s);
+
+        if (st->n_metadata > 0) {
+                s->metadata = calloc(st->n_metadata, sizeof(char *));
+                s->metadata_len = calloc(st->n_metadata, sizeof(size_t));
+                if (!s->metadata || !s->metadata_len) {
+                        free(s->metadata);
+                        free(s->metadata_len);
+                        free(s);
+                        return -ENOMEM;
+                }
+        }
+
+        if (st->tls && !st->unix_socket) {
+                k = tls_entry_acquire(c, st->tls_trust_store, &s->tls);
+                if (k < 0) {
+                        free(s->metadata);
+                        free(s->metadata_len);
+                        free(s);
+                        return k;
+                }
+        }
+
+        s->next = c->streams;
+        if (c->streams)
+                c->streams->prev = s;
+        c->streams = s;
+        c->n_streams++;
+
+        r = ss_stream_deliver_state(s, SS_STATE_CREATING, 0);
+        if (r == SS_DESTROY_ME) {
+                stream_destroy(s);
+                return -ECANCELED;
+        }
+        if (st->nailed_up && r != SS_DISCONNECT_ME)
+                stream_defer_connect(s);
+        *ret = s;
+        return 0;
+}
+
+int ss_stream_request_tx(SsStream *s)
+{
+        assert(s);
+        if (s->freeing)
+                return -ESTALE;
+        switch (s->phase) {
+        case SS_PHASE_IDLE:
+                s->tx_pending = true;
+                if (!s->connect_wanted)
+                        stream_defer_connect(s);
+                return 0;
+        case SS_PHASE_WAIT_RETRY:
+        case SS_PHASE_CONNECTING:
+                s->tx_pending = true;
+                return 0;
+        case SS_PHASE_CONNECTED:
+                h1_client_request_tx(s);
+                return 0;
+        }
+        return 0;
+}
+
+int ss_stream_request_tx_len(SsStream *s, uint64_t len)
+{
+        assert(s);
+        if (s->freeing)
+                return -ESTALE;
+        s->has_tx_len = true;
+        s->tx_len = len;
+        return ss_stream_request_tx(s);
+}
+
+int ss_stream_client_connect(SsStream *s)
+{
+        assert(s);
+        if (s->freeing)
+                return -ESTALE;
+        s->retry_count = 0;
+        switch (s->phase) {
+        case SS_PHASE_WAIT_RETRY:
+                timer_cancel(&s->retry_timer);
+                s->phase = SS_PHASE_IDLE;
+                __attribute__((fallthrough));
+        case SS_PHASE_IDLE:
+                stream_defer_connect(s);
+                return 0;
+        case SS_PHASE_CONNECTING:
+        case SS_PHASE_CONNECTED:
+                return 0;
+        }
+        return 0;
+}
+
+int ss_stream_set_metadata(SsStream *s, const char *name, const void *value, size_t len)
+{
+        char *copy = NULL;
+
+        assert(s);
+        assert(name);
+        if (len > SS_METADATA_VALUE_MAX)
+                return -E2BIG;
+        if (value &&
+            (memchr(value, '\r', len) || memchr(value, '\n', len) || memchr(value, '\0', len)))
+                return -EINVAL;
+
+        for (size_t i = 0; i < s->st->n_metadata; i++) {
+                if (!streq(s->st->metadata[i].name, name))
+                        continue;
+                if (value) {
+                        copy = malloc(len + 1);
+                        if (!copy)
+                                return -ENOMEM;
+                        memcpy(copy, value, len);
+                        copy[len] = 0;
+                }
+                free(s->metadata[i]);
+                s->metadata[i] = copy;
+                s->metadata_len[i] = value ? len : 0;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int ss_stream_get_metadata(SsStream *s, const char *name, const char **ret_value, size_t *ret_len)
+{
+        assert(s);
+        assert(name);
+        for (size_t i = 0; i < s->st->n_metadata; i++)
+                if (streq(s->st->metadata[i].name, name)) {
+                        if (ret_value)
+                                *ret_value = s->metadata[i];
+                        if (ret_len)
+                                *ret_len = s->metadata_len[i];
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+int ss_stream_start_timeout(SsStream *s, uint32_t timeout_ms)
+{
+        int r;
+
+        assert(s);
+        if (s->freeing)
+                return -ESTALE;
+        if (timeout_ms == 0)
+                timeout_ms = s->st->timeout_ms;
+        if (timeout_ms == 0)
+                return -EINVAL;
+        r = scheduler_schedule_in(s->context->scheduler, &s->timeout_timer, TIMER_LIST_NORMAL,
+                                  (uint64_t) timeout_ms * USEC_PER_MSEC);
+        if (r < 0)
+                return r;
+        s->timeout_from_policy = false;
+        return 0;
+}
+
+void ss_stream_cancel_timeout(SsStream *s)
+{
+        assert(s);
+        timer_cancel(&s->timeout_timer);
+        s->timeout_from_policy = false;
+}
+
+void ss_stream_change_handlers(SsStream *s, SsRxCallback rx, SsTxCallback tx, SsStateCallback state)
+{
+        assert(s);
+        if (rx)
+                s->rx = rx;
+        if (tx)
+                s->tx = tx;
+        if (state)
+                s->state_cb = state;
+}
+
+SsContext *ss_stream_get_context(SsStream *s)
+{
+        return s->context;
+}
+
+void *ss_stream_get_userdata(SsStream *s)
+{
+        return s->userdata;
+}
+
+const char *ss_stream_get_streamtype(SsStream *s)
+{
+        return s->st->name;
+}
+
+SsState ss_stream_get_state(SsStream *s)
+{
+        return s->state;
+}

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Secure Streams, in process: the engine context and the stream API.
+ *
+ * A stream is created by streamtype name; the policy decides everything about
+ * its connections (endpoint, protocol, TLS trust store, retry, timeouts). The
+ * code using it sees payloads and connection states only, through three
+ * callbacks (any may be NULL) that can be swapped at run time.
+ *
+ * Rules the engine keeps (DESIGN.md, Secure Streams):
+ * - States are numbered as upstream and follow upstream's transition table;
+ *   an illegal transition is an engine bug: it asserts in debug builds (unless
+ *   a test installed a hook, see ss_context_set_illegal_transition_hook()) and
+ *   destroys the stream cleanly in release builds (NDEBUG).
+ * - A stream that got CONNECTED gets DISCONNECTED before DESTROYING; a stream
+ *   whose CREATING was never delivered gets no cleanup states at all.
+ * - Callbacks are only ever called from the event loop or from the call that
+ *   documents it (ss_stream_new() delivers CREATING, ss_stream_free() delivers
+ *   the cleanup states). What a callback returns is acted on after it returned;
+ *   nothing is freed under a callback. Calling ss_stream_free() on the stream
+ *   from inside one of its own callbacks is the same as returning
+ *   SS_DESTROY_ME.
+ * - DISCONNECT_ME returned from a state callback while the stream has no
+ *   connection cancels any connection attempt or pending retry: the stream
+ *   goes idle.
+ *
+ * Retry (per streamtype, policy "retry" entry): after a failed connection
+ * attempt (UNREACHABLE) or a failed transaction (a drop before the response
+ * completed, HTTP 503/429, a validity hang-up) the stream waits
+ * backoff[min(n, n_backoff - 1)] ms plus an additive jitter of up to jitterpc
+ * percent, n counting the consecutive failures; after `conceal` retries the
+ * next failure gives ALL_RETRIES_FAILED (where the transition table allows it)
+ * and the stream goes idle. A streamtype without a retry entry uses 3000 ms,
+ * 30% jitter and conceal 3. ss_stream_client_connect() resets n; an HTTP
+ * response other than 503/429 resets it (for h1 a response is the proof of a
+ * working connection; other protocols reset when connected).
+ *
+ * Reconnection: nailed_up streams connect at creation and reconnect after
+ * every drop (paced by the backoff table); opportunistic streams never
+ * reconnect by themselves; others reconnect after a drop only when the drop
+ * interrupted a transaction or ss_stream_request_tx() asked for another one.
+ *
+ * HTTP/1.1 (protocol h1): one transaction per connection. The request is
+ * http_method (GET by default) on "/" + http_url, both endpoint and url
+ * ${metadata}-expanded; metadata entries with a header name are sent as
+ * request headers when they have a value, and response headers with such a
+ * name are stored back into the metadata. POST, PUT and PATCH send a body
+ * pulled from the tx callback: with Content-Length when
+ * ss_stream_request_tx_len() gave the length, else chunked. The tx callback is
+ * called while the connection is writable until it sets SS_FLAG_EOM or returns
+ * SS_TX_DONT_SEND (then again after the next ss_stream_request_tx()). The
+ * response body arrives through rx in pieces, SS_FLAG_SOM on the first and
+ * SS_FLAG_EOM on the last (no rx at all for an empty body). Then the status
+ * decides: http_expect (default: any 2xx) gives QOS_ACK_REMOTE, anything else
+ * QOS_NACK_REMOTE, the ack being the HTTP status; an http_resp_map entry for
+ * the status is delivered as a state of its own (its value) first. Redirects
+ * (301, 302, 303, 307, 308) are followed inside the connection, without state
+ * changes, up to SS_H1_REDIRECTS_MAX hops, when allow_redirects is set and
+ * http_fail_redirect is not; otherwise the 3xx is an ordinary response.
+ * Validity: svalidhup hangs up a connection that received nothing for that
+ * many seconds; svalidping is a no-op for h1 (there is no h1 ping: the
+ * response itself is the proof of life).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+#include "sul.h"
+#include "util.h"
+
+typedef struct SsContext SsContext;
+typedef struct SsStream SsStream;
+
+/* Connection states, upstream numbering (also the SS proxy wire values). */
+typedef enum SsState {
+        SS_STATE_CREATING = 1,
+        SS_STATE_DISCONNECTED = 2,
+        SS_STATE_UNREACHABLE = 3,
+        SS_STATE_AUTH_FAILED = 4,
+        SS_STATE_CONNECTED = 5,
+        SS_STATE_CONNECTING = 6,
+        SS_STATE_DESTROYING = 7,
+        SS_STATE_POLL = 8,
+        SS_STATE_ALL_RETRIES_FAILED = 9,
+        SS_STATE_QOS_ACK_REMOTE = 10,
+        SS_STATE_QOS_NACK_REMOTE = 11,
+        SS_STATE_QOS_ACK_LOCAL = 12,
+        SS_STATE_QOS_NACK_LOCAL = 13,
+        SS_STATE_TIMEOUT = 14,
+        SS_STATE_SERVER_TXN = 15,
+        SS_STATE_SERVER_UPGRADE = 16,
+        SS_STATE_EVENT_WAIT_CANCELLED = 17,
+        SS_STATE_UPSTREAM_LINK_RETRY = 18,
+        _SS_STATE_MAX,
+        /* States from here on are the user's (http_resp_map values): never checked. */
+        SS_STATE_USER_BASE = 1000,
+} SsState;
+
+/* What callbacks return; acted on by the engine after the callback returned. */
+typedef enum SsResult {
+        SS_OK = 0,
+        SS_TX_DONT_SEND = 1, /* tx: nothing to send now (wait for request_tx) */
+        SS_DISCONNECT_ME = -1,
+        SS_DESTROY_ME = -2,
+} SsResult;
+
+/* Payload flags (as in the SS proxy protocol). */
+enum {
+        SS_FLAG_SOM = 1u << 0,
+        SS_FLAG_EOM = 1u << 1,
+};
+
+/*
+ * Bits of the ack that comes with UNREACHABLE (why the attempt failed). With
+ * QOS_ACK_REMOTE / QOS_NACK_REMOTE the ack is the HTTP status instead.
+ */
+enum {
+        SS_ACK_DNS = 1u << 0,        /* the name did not resolve (upstream's only bit) */
+        SS_ACK_REFUSED = 1u << 1,    /* refused or unreachable at the IP level */
+        SS_ACK_TLS = 1u << 2,        /* the TLS handshake failed */
+        SS_ACK_TLS_VERIFY = 1u << 3, /* with SS_ACK_TLS: the certificate did not verify */
+        SS_ACK_TIMEOUT = 1u << 4,    /* resolve, connect or handshake took too long */
+        SS_ACK_CONFIG = 1u << 5,     /* the endpoint could not be expanded or set up */
+        SS_ACK_RESET = 1u << 6,      /* the peer closed during setup */
+};
+
+/* Bounds of what a stream user can make the engine hold. */
+#define SS_METADATA_VALUE_MAX 4096u  /* bytes in one metadata value */
+#define SS_H1_REDIRECTS_MAX   4u     /* redirect hops followed per transaction */
+#define SS_RX_CHUNK           16384u /* most bytes handed to rx at once */
+#define SS_TX_CHUNK           16384u /* buffer size offered to tx */
+
+/* flags: SS_FLAG_*. */
+typedef SsResult (*SsRxCallback)(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
+                                 unsigned flags);
+/* Fill at most *len bytes of buf, set *len to what was written and *flags (SS_FLAG_EOM). */
+typedef SsResult (*SsTxCallback)(SsStream *s, void *userdata, uint8_t *buf, size_t *len,
+                                 unsigned *flags);
+typedef SsResult (*SsStateCallback)(SsStream *s, void *userdata, SsState state, uint32_t ack);
+
+typedef struct SsStreamHandlers {
+        SsRxCallback rx;
+        SsTxCallback tx;
+        SsStateCallback state;
+} SsStreamHandlers;
+
+/*
+ * The engine: event loop, timers, name resolution, the policy (borrowed: it
+ * must outlive the context) and the trust-store credential cache. With
+ * event == NULL the context has only the pure scheduler core (unit tests drive
+ * it with scheduler_run_due()) and no resolver.
+ */
+int ss_context_new(SsContext **ret, sd_event *event, const Policy *policy);
+/* Destroys every stream left (with their cleanup states), then the context. */
+SsContext *ss_context_free(SsContext *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SsContext *, ss_context_free);
+
+Scheduler *ss_context_get_scheduler(SsContext *c);
+const Policy *ss_context_get_policy(SsContext *c);
+size_t ss_context_n_streams(SsContext *c);
+/* Trust-store credential sets alive in this context (the system store counts as one). */
+unsigned ss_context_n_tls_contexts(SsContext *c);
+
+/*
+ * Illegal transitions: each is counted. With a hook, the hook is called instead
+ * of assert() (for tests) and the stream is destroyed as in a release build.
+ */
+typedef void (*SsIllegalTransitionHook)(SsStream *s, SsState from, SsState to, void *userdata);
+void ss_context_set_illegal_transition_hook(SsContext *c, SsIllegalTransitionHook hook,
+                                            void *userdata);
+unsigned ss_context_get_illegal_transitions(SsContext *c);
+
+/*
+ * Creates a stream of the named streamtype and delivers CREATING to it before
+ * returning. -ENOENT: no such streamtype; -EPROTONOSUPPORT: its protocol is not
+ * implemented (h1 only for now) or it is a server streamtype; a trust-store
+ * load error as -errno; -ECANCELED: the CREATING callback asked to be
+ * destroyed (it got DESTROYING). A nailed_up stream starts connecting from the
+ * event loop. handlers may be NULL.
+ */
+int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
+                  const SsStreamHandlers *handlers, void *userdata);
+/*
+ * Destroys the stream: DISCONNECTED if it was connected, then DESTROYING (what
+ * those callbacks return is ignored), then frees it. From inside one of the
+ * stream's own callbacks it only marks the stream, which is destroyed when the
+ * callback returned. Accepts NULL, returns NULL.
+ */
+SsStream *ss_stream_free(SsStream *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SsStream *, ss_stream_free);
+
+/*
+ * Asks for a tx callback: on a connected stream once it is writable (for h1
+ * while the request body is being sent, otherwise for the next transaction),
+ * on an idle stream by connecting (without resetting the retry count).
+ */
+int ss_stream_request_tx(SsStream *s);
+/* Same, announcing the length of the payload to send (h1: Content-Length). */
+int ss_stream_request_tx_len(SsStream *s, uint64_t len);
+/* Connects now (from the event loop) and resets the retry count; 0 if already connecting. */
+int ss_stream_client_connect(SsStream *s);
+
+/*
+ * Metadata (policy "metadata" entries, by name). -ENOENT: not declared by the
+ * streamtype; -E2BIG: over SS_METADATA_VALUE_MAX; -EINVAL: holds CR, LF or NUL
+ * (values may become header fields). get returns a pointer valid until the
+ * next change of that entry, NULL when it has no value.
+ */
+int ss_stream_set_metadata(SsStream *s, const char *name, const void *value, size_t len);
+int ss_stream_get_metadata(SsStream *s, const char *name, const char **ret_value, size_t *ret_len);
+
+/*
+ * Delivers TIMEOUT after timeout_ms (0: the streamtype's timeout_ms; -EINVAL
+ * when that is 0 too), replacing a running timeout. A stream with a policy
+ * timeout_ms also starts one by itself with every connection attempt; it is
+ * cancelled when the transaction ends. When TIMEOUT fires, a connection or
+ * connection attempt is dropped after the callback returned.
+ */
+int ss_stream_start_timeout(SsStream *s, uint32_t timeout_ms);
+void ss_stream_cancel_timeout(SsStream *s);
+
+/* Replaces the callbacks; NULL keeps the current one. */
+void ss_stream_change_handlers(SsStream *s, SsRxCallback rx, SsTxCallback tx,
+                               SsStateCallback state);
+
+SsContext *ss_stream_get_context(SsStream *s);
+void *ss_stream_get_userdata(SsStream *s);
+const char *ss_stream_get_streamtype(SsStream *s);
+/* The last state delivered, 0 before CREATING. */
+SsState ss_stream_get_state(SsStream *s);
+
+/* "CREATING", ... or "USER" for user states, "INVALID" otherwise. */
+const char *ss_state_to_string(SsState state);
+/* Whether the table allows delivering to after from (0 = nothing delivered yet). */
+bool ss_state_transition_is_valid(SsState from, SsState to);
