@@ -8,9 +8,11 @@
  *   {"cmd":"participants"}  one entry per bus participant
  *   {"cmd":"policy-show"}   the effective policy in normal form, with sources
  *   {"cmd":"policy-reload"} rebuild the policy from its files (privileged)
+ *   {"cmd":"wake","in_ms":N} a one-shot wake-list timer (privileged; smdctl wake)
  *
  * Every answer has "ok"; failures carry "error" with a one-line reason.
  */
+#include <arpa/inet.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,9 +21,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "machine.h"
 #include "manager.h"
 #include "message.h"
 #include "policy.h"
+#include "sul.h"
 
 static void reply_json(Client *c, json_object *o)
 {
@@ -65,6 +69,143 @@ static json_object *classes_json(uint32_t classes)
         return a;
 }
 
+static json_object *links_json(const NetState *ns)
+{
+        const NetLink *links[NETSTATE_LINKS_MAX];
+        size_t n = netstate_get_links(ns, links, ELEMENTSOF(links));
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_new_object(), *addrs = json_object_new_array();
+
+                for (size_t k = 0; k < links[i]->n_addrs; k++) {
+                        const NetAddress *ad = &links[i]->addrs[k];
+                        char text[INET6_ADDRSTRLEN], item[INET6_ADDRSTRLEN + 8];
+
+                        snprintf(item, sizeof(item), "%s/%u",
+                                 net_address_to_string(ad->family, ad->addr, text, sizeof(text)),
+                                 ad->prefixlen);
+                        json_object_array_add(addrs, json_object_new_string(item));
+                }
+                json_object_object_add(e, "if", json_object_new_string(links[i]->cur.name));
+                json_object_object_add(e, "index", json_object_new_int(links[i]->cur.ifindex));
+                json_object_object_add(
+                    e, "admin", json_object_new_string(links[i]->cur.admin_up ? "up" : "down"));
+                json_object_object_add(e, "carrier",
+                                       json_object_new_boolean(links[i]->cur.carrier));
+                json_object_object_add(e, "addrs", addrs);
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
+static json_object *routes_json(const NetState *ns)
+{
+        const NetRoute *routes[NETSTATE_ROUTES_MAX];
+        size_t n = netstate_get_routes(ns, routes, ELEMENTSOF(routes));
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_new_object();
+                char text[INET6_ADDRSTRLEN];
+
+                json_object_object_add(
+                    e, "family", json_object_new_string(net_family_to_string(routes[i]->family)));
+                json_object_object_add(
+                    e, "gw",
+                    routes[i]->has_gateway
+                        ? json_object_new_string(net_address_to_string(
+                              routes[i]->family, routes[i]->gateway, text, sizeof(text)))
+                        : NULL);
+                json_object_object_add(e, "index", json_object_new_int(routes[i]->ifindex));
+                json_object_object_add(e, "metric", json_object_new_int64(routes[i]->metric));
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
+static const char *errno_name(int error)
+{
+        switch (-error) {
+        case 0:
+                return NULL;
+        case EPERM:
+                return "EPERM";
+        case EOPNOTSUPP:
+                return "EOPNOTSUPP";
+        default:
+                return "other";
+        }
+}
+
+static json_object *platform_json(Manager *m)
+{
+        const Machine *mc = m->machine;
+        const Logind *l = machine_get_logind(mc);
+        const Netlink *nl = machine_get_netlink(mc);
+        json_object *o = json_object_new_object(), *lj = json_object_new_object(),
+                    *nj = json_object_new_object(), *w = json_object_new_object(),
+                    *s = json_object_new_object();
+        uint64_t delay = logind_get_inhibit_delay_max(l), earliest, now;
+        int fallback = scheduler_get_wake_fallback(m->scheduler);
+        const char *rtc = wakealarm_path();
+        NetlinkStats ns;
+        NetStateStats nss;
+        MachineStats ms;
+
+        json_object_object_add(lj, "state",
+                               json_object_new_string(logind_state_to_string(logind_get_state(l))));
+        json_object_object_add(lj, "inhibitor", json_object_new_boolean(logind_has_inhibitor(l)));
+        json_object_object_add(lj, "inhibit_delay_max_us",
+                               delay == USEC_INFINITY ? NULL
+                                                      : json_object_new_int64((int64_t) delay));
+        json_object_object_add(o, "logind", lj);
+
+        netlink_get_stats(nl, &ns);
+        netstate_get_stats(machine_get_netstate(mc), &nss);
+        json_object_object_add(
+            nj, "state", json_object_new_string(netlink_is_active(nl) ? "active" : "unavailable"));
+        json_object_object_add(nj, "messages", json_object_new_int64((int64_t) ns.messages));
+        json_object_object_add(nj, "invalid", json_object_new_int64((int64_t) ns.invalid));
+        json_object_object_add(nj, "dumps", json_object_new_int64((int64_t) ns.dumps));
+        json_object_object_add(nj, "resyncs", json_object_new_int64((int64_t) ns.resyncs));
+        json_object_object_add(nj, "overflows", json_object_new_int64((int64_t) nss.overflows));
+        json_object_object_add(nj, "published", json_object_new_int64((int64_t) nss.published));
+        json_object_object_add(o, "netlink", nj);
+
+        earliest = scheduler_earliest_wake(m->scheduler);
+        now = now_usec(CLOCK_BOOTTIME);
+        json_object_object_add(
+            w, "clock",
+            json_object_new_string(scheduler_get_clock(m->scheduler, TIMER_LIST_WAKE) ==
+                                           CLOCK_BOOTTIME_ALARM
+                                       ? "boottime-alarm"
+                                       : "boottime"));
+        json_object_object_add(w, "fallback",
+                               fallback ? json_object_new_string(errno_name(fallback)) : NULL);
+        json_object_object_add(w, "rtc", rtc ? json_object_new_string(rtc) : NULL);
+        json_object_object_add(w, "timers", json_object_new_int(machine_n_wake_timers(mc)));
+        json_object_object_add(w, "earliest_boottime_us",
+                               earliest == UINT64_MAX ? NULL
+                                                      : json_object_new_int64((int64_t) earliest));
+        json_object_object_add(
+            w, "earliest_in_us",
+            earliest == UINT64_MAX
+                ? NULL
+                : json_object_new_int64((int64_t) (earliest > now ? earliest - now : 0)));
+        json_object_object_add(o, "wake", w);
+
+        machine_get_stats(mc, &ms);
+        json_object_object_add(s, "suspending", json_object_new_boolean(machine_is_suspending(mc)));
+        json_object_object_add(s, "suspends", json_object_new_int64((int64_t) ms.suspends));
+        json_object_object_add(s, "resumes", json_object_new_int64((int64_t) ms.resumes));
+        json_object_object_add(s, "last_release_us",
+                               json_object_new_int64((int64_t) ms.last_release_usec));
+        json_object_object_add(s, "wakeups", json_object_new_int64((int64_t) ms.wakeups));
+        json_object_object_add(o, "suspend", s);
+        return o;
+}
+
 static void control_status(Manager *m, Client *c)
 {
         json_object *o = json_object_new_object(), *b = json_object_new_object(),
@@ -98,6 +239,15 @@ static void control_status(Manager *m, Client *c)
                                json_object_new_int64((int64_t) ss.protocol_errors));
         json_object_object_add(sv, "refused", json_object_new_int64((int64_t) ss.refused));
         json_object_object_add(o, "server", sv);
+        json_object_object_add(o, "connectivity",
+                               json_object_new_string(machine_get_connectivity(m->machine)));
+        json_object_object_add(o, "usable_route",
+                               json_object_new_boolean(machine_has_usable_route(m->machine)));
+        json_object_object_add(o, "links", links_json(machine_get_netstate(m->machine)));
+        json_object_object_add(o, "default_routes", routes_json(machine_get_netstate(m->machine)));
+        /* TLS credential sets: none until streams with TLS run in the agent. */
+        json_object_object_add(o, "tls_credentials", json_object_new_int(0));
+        json_object_object_add(o, "platform", platform_json(m));
         reply_json(c, o);
         json_object_put(o);
 }
@@ -181,6 +331,45 @@ static void control_policy_reload(Manager *m, Client *c)
         json_object_put(o);
 }
 
+static void control_wake(Manager *m, Client *c, json_object *req)
+{
+        json_object *v, *o;
+        int64_t ms;
+        int id;
+
+        if (!client_is_privileged(c)) {
+                reply_error(c, "%s", "wake needs root or group smdagent");
+                return;
+        }
+        if (!json_object_object_get_ex(req, "in_ms", &v) ||
+            !json_object_is_type(v, json_type_int) || (ms = json_object_get_int64(v)) < 0 ||
+            ms > INT64_C(365) * 24 * 3600 * 1000) {
+                reply_error(c, "%s",
+                            "wake needs \"in_ms\": milliseconds from now (at most a year)");
+                return;
+        }
+        id = machine_add_wake_timer(m->machine, (uint64_t) ms * USEC_PER_MSEC);
+        if (id == -EBUSY) {
+                reply_error(c, "all %u wake timers are in use", MACHINE_WAKE_TIMERS_MAX);
+                return;
+        }
+        if (id < 0) {
+                reply_error(c, "cannot schedule the wake timer: %s", strerror(-id));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(1));
+        json_object_object_add(o, "id", json_object_new_int(id));
+        json_object_object_add(
+            o, "clock",
+            json_object_new_string(scheduler_get_clock(m->scheduler, TIMER_LIST_WAKE) ==
+                                           CLOCK_BOOTTIME_ALARM
+                                       ? "boottime-alarm"
+                                       : "boottime"));
+        reply_json(c, o);
+        json_object_put(o);
+}
+
 void manager_on_control(Client *c, const char *request, size_t size, void *userdata)
 {
         Manager *m = userdata;
@@ -213,6 +402,8 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                 control_policy_show(m, c);
         else if (streq(name, "policy-reload"))
                 control_policy_reload(m, c);
+        else if (streq(name, "wake"))
+                control_wake(m, c, req);
         else
                 reply_error(c, "unknown command \"%s\"", name);
 out:

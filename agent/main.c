@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "machine.h"
 #include "manager.h"
 #include "privileges.h"
 
@@ -29,6 +30,9 @@ static void help(void)
                "                         and --policy paths)\n"
                "  -u, --user USER        when started as root: become USER, with its groups\n"
                "                         and only CAP_WAKE_ALARM, once the socket is bound\n"
+               "      --time-sync-wait SECONDS\n"
+               "                         how long TIME_VALID waits for a running time sync\n"
+               "                         service to synchronise the clock (default 30)\n"
                "  -l, --log-level LEVEL  err, warning, notice, info (default) or debug\n"
                "  -h, --help             show this help\n"
                "      --version          show the version\n\n"
@@ -45,12 +49,14 @@ int main(int argc, char **argv)
             {"help", no_argument, NULL, 'h'},
             {"no-system-policy", no_argument, NULL, 'N'},
             {"version", no_argument, NULL, 'V'},
+            {"time-sync-wait", required_argument, NULL, 'T'},
             {},
         };
         const char *policy_paths[POLICY_PATHS_MAX + 1] = {};
         const char *no_directories[] = {NULL};
         size_t n_policy_paths = 0;
-        ManagerOptions o = {.policy_paths = policy_paths};
+        ManagerOptions o = {.policy_paths = policy_paths,
+                            .time_sync_wait_usec = MACHINE_TIME_SYNC_WAIT_DEFAULT_USEC};
         _cleanup_(privileges_freep) Privileges *privileges = NULL;
         const char *user = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -84,6 +90,22 @@ int main(int argc, char **argv)
                 case 'N':
                         o.policy_directories = no_directories;
                         break;
+                case 'T': {
+                        char *end;
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || v > 86400) {
+                                fprintf(stderr,
+                                        "smdagent: --time-sync-wait needs seconds (0..86400), "
+                                        "not \"%s\"\n",
+                                        optarg);
+                                return 2;
+                        }
+                        o.time_sync_wait_usec = v * USEC_PER_SEC;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;

@@ -17,8 +17,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "machine.h"
 #include "message.h"
 #include "policy.h"
+#include "sul.h"
 
 int runtime_socket_path(char **ret_path, char **ret_dir)
 {
@@ -113,6 +115,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         r = bus_new(&m->bus, m->event, NULL);
         if (r < 0)
                 return log_error_errno(r, "failed to create the bus: %m");
+        r = scheduler_new(&m->scheduler, m->event);
+        if (r < 0)
+                return log_error_errno(r, "failed to create the timer scheduler: %m");
 
         if (options->socket_path) {
                 m->socket_path = strdup(options->socket_path);
@@ -136,6 +141,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
                 }
         }
         manager_set_state(m, "INITIALIZED");
+        r = machine_new(&m->machine, m, options->time_sync_wait_usec);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up the system state: %m");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -145,6 +153,8 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         m->server = server_free(m->server);
+        m->machine = machine_free(m->machine);
+        m->scheduler = scheduler_free(m->scheduler);
         m->bus = bus_free(m->bus);
         policy_free(m->policy);
         sd_event_source_disable_unref(m->sigterm);
@@ -224,9 +234,8 @@ int manager_start(Manager *m)
                 return log_error_errno(r, "failed to set up signal handling: %m");
 
         log_info("smdagent %s listening on %s", PACKAGE_VERSION, m->socket_path);
-        manager_set_state(m, "OPERATIONAL");
-        (void) sd_notifyf(false, "READY=1\nSTATUS=OPERATIONAL; listening on %s", m->socket_path);
-        return 0;
+        /* The states step and READY=1 is sent from the loop: see machine.c. */
+        return machine_start(m->machine);
 }
 
 int manager_run(Manager *m)

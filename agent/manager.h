@@ -16,12 +16,15 @@
 #include "util.h"
 
 typedef struct Policy Policy;
+typedef struct Machine Machine;
+typedef struct Scheduler Scheduler;
 
 typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
         const char *const *policy_paths;       /* NULL-terminated, may be NULL */
         const char *const *policy_directories; /* NULL-terminated; NULL: the system ones */
         const Privileges *privileges;          /* drop to this user once bound; NULL: stay */
+        uint64_t time_sync_wait_usec;          /* TIME_VALID: how long to wait for a sync */
 } ManagerOptions;
 
 typedef struct Manager {
@@ -40,13 +43,15 @@ typedef struct Manager {
         const char *const *policy_paths;
         const char *const *policy_directories;
         const Privileges *privileges;
+        Scheduler *scheduler; /* the two timer lists (sul.h) */
+        Machine *machine;     /* states, links, suspend (machine.h) */
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
-/* Start listening and announce readiness. */
+/* Start listening and the platform hooks; READY=1 follows from the loop (machine.c). */
 int manager_start(Manager *m);
 /* Run until told to stop; returns the exit status. */
 int manager_run(Manager *m);

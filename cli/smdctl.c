@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "message.h"
 #include "policy.h"
 #include "smd/smd.h"
+#include "states.h"
 #include "util.h"
 
 #define EXIT_USAGE           2
@@ -62,6 +64,10 @@ static void help(void)
                "  publish --class LIST PAYLOAD\n"
                "                          publish one message (payload at most 384 bytes)\n"
                "  status                  show the agent's state and counters\n"
+               "  wait [--state NAME] [--online] [--timeout SECONDS]\n"
+               "                          wait for a system state (default OPERATIONAL),\n"
+               "                          or with --online for connectivity\n"
+               "  wake SECONDS            schedule a wake-up timer in the agent\n"
                "  policy check FILE...    validate policy files (no agent needed)\n"
                "  policy show             the effective policy and where it came from\n"
                "  policy reload           rebuild the policy from its files\n\n"
@@ -339,9 +345,69 @@ static int64_t jint(json_object *o, const char *key)
         return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
+static void print_links(json_object *o)
+{
+        json_object *links, *routes;
+
+        if (!json_object_object_get_ex(o, "links", &links) ||
+            !json_object_is_type(links, json_type_array))
+                return;
+        printf("       links:%s\n", json_object_array_length(links) ? "" : " (none known)");
+        for (size_t i = 0; i < json_object_array_length(links); i++) {
+                json_object *l = json_object_array_get_idx(links, i), *addrs, *carrier;
+
+                json_object_object_get_ex(l, "carrier", &carrier);
+                printf("              %s: %s, %s", jstr(l, "if"), jstr(l, "admin"),
+                       json_object_get_boolean(carrier) ? "carrier" : "no carrier");
+                if (json_object_object_get_ex(l, "addrs", &addrs))
+                        for (size_t k = 0; k < json_object_array_length(addrs); k++)
+                                printf(" %s",
+                                       json_object_get_string(json_object_array_get_idx(addrs, k)));
+                printf("\n");
+        }
+        if (json_object_object_get_ex(o, "default_routes", &routes))
+                for (size_t i = 0; i < json_object_array_length(routes); i++) {
+                        json_object *r = json_object_array_get_idx(routes, i), *gw;
+
+                        json_object_object_get_ex(r, "gw", &gw);
+                        printf("     default: %s via %s, index %" PRId64 ", metric %" PRId64 "\n",
+                               jstr(r, "family"), gw ? json_object_get_string(gw) : "(no gateway)",
+                               jint(r, "index"), jint(r, "metric"));
+                }
+}
+
+static void print_platform(json_object *o)
+{
+        json_object *p, *w, *l, *n, *e, *f;
+
+        if (!json_object_object_get_ex(o, "platform", &p))
+                return;
+        if (json_object_object_get_ex(p, "wake", &w)) {
+                json_object_object_get_ex(w, "earliest_in_us", &e);
+                json_object_object_get_ex(w, "fallback", &f);
+                printf("        wake: %s%s%s%s, ", jstr(w, "clock"),
+                       f ? " (alarm clock refused: " : "", f ? json_object_get_string(f) : "",
+                       f ? ")" : "");
+                if (e)
+                        printf("earliest in %.1f s\n", (double) json_object_get_int64(e) / 1e6);
+                else
+                        printf("no wake-up scheduled\n");
+        }
+        if (json_object_object_get_ex(p, "logind", &l)) {
+                json_object *inh;
+
+                json_object_object_get_ex(l, "inhibitor", &inh);
+                printf("      logind: %s%s\n", jstr(l, "state"),
+                       json_object_get_boolean(inh) ? ", holding a sleep delay inhibitor" : "");
+        }
+        if (json_object_object_get_ex(p, "netlink", &n))
+                printf("     netlink: %s, %" PRId64 " messages, %" PRId64 " resyncs\n",
+                       jstr(n, "state"), jint(n, "messages"), jint(n, "resyncs"));
+}
+
 static int cmd_status(int argc, char **argv)
 {
-        json_object *o = NULL, *b = NULL;
+        json_object *o = NULL, *b = NULL, *u = NULL;
         int r;
 
         if (argc > 1)
@@ -359,10 +425,163 @@ static int cmd_status(int argc, char **argv)
         printf("       state: %s\n", jstr(o, "state"));
         printf("      uptime: %.1f s\n", (double) jint(o, "uptime_us") / 1e6);
         printf("      socket: %s\n", jstr(o, "socket"));
+        printf("connectivity: %s (%s)\n", jstr(o, "connectivity"),
+               json_object_object_get_ex(o, "usable_route", &u) && json_object_get_boolean(u)
+                   ? "a usable default route"
+                   : "no usable default route");
+        print_links(o);
+        print_platform(o);
         printf("participants: %" PRId64 "\n", jint(o, "participants"));
         printf("    messages: %" PRId64 " sent, %" PRId64 " delivered, %" PRId64 " lost, %" PRId64
                " queued\n",
                jint(b, "sent"), jint(b, "delivered"), jint(b, "lost"), jint(b, "queued_messages"));
+        json_object_put(o);
+        return 0;
+}
+
+/* wait */
+
+typedef struct WaitState {
+        SystemState target;
+        bool online;
+        bool done;
+        const char *seen; /* the last state seen, for the timeout message */
+        char seen_buf[32];
+} WaitState;
+
+static void on_wait_message(smd_bus *bus, const smd_message *m, void *userdata)
+{
+        WaitState *w = userdata;
+        char text[SMD_PAYLOAD_MAX + 1];
+        json_object *o, *v;
+
+        if (w->done)
+                return;
+        memcpy(text, m->payload, MIN(m->size, (size_t) SMD_PAYLOAD_MAX));
+        text[MIN(m->size, (size_t) SMD_PAYLOAD_MAX)] = 0;
+        o = json_tokener_parse(text);
+        if (!o)
+                return;
+        if (!w->online && (m->classes & SMD_CLASS_SYSTEM_STATE) &&
+            json_object_object_get_ex(o, "state", &v) && json_object_is_type(v, json_type_string)) {
+                SystemState s = system_state_from_string(json_object_get_string(v));
+
+                /* SUSPENDING and RESUMED are events, not bring-up states: they do not count. */
+                if (s != _SYSTEM_STATE_INVALID) {
+                        snprintf(w->seen_buf, sizeof(w->seen_buf), "%s", json_object_get_string(v));
+                        w->seen = w->seen_buf;
+                        if (s >= w->target)
+                                w->done = true;
+                }
+        }
+        if (w->online && (m->classes & SMD_CLASS_NETWORK) &&
+            json_object_object_get_ex(o, "type", &v) &&
+            streq(json_object_get_string(v), "connectivity")) {
+                json_object *state, *route;
+
+                /* Until captive portal detection reports "ok", a usable default route counts. */
+                if ((json_object_object_get_ex(o, "state", &state) &&
+                     streq(json_object_get_string(state), "ok")) ||
+                    (json_object_object_get_ex(o, "route", &route) &&
+                     json_object_get_boolean(route)))
+                        w->done = true;
+        }
+        json_object_put(o);
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"state", required_argument, NULL, 's'},
+            {"online", no_argument, NULL, 'o'},
+            {"timeout", required_argument, NULL, 't'},
+            {},
+        };
+        WaitState w = {.target = SYSTEM_STATE_OPERATIONAL};
+        uint64_t timeout = 120 * USEC_PER_SEC, deadline;
+        smd_bus *bus;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+s:ot:", options, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        w.target = system_state_from_string(optarg);
+                        if (w.target == _SYSTEM_STATE_INVALID)
+                                return usage_error(
+                                    "unknown state \"%s\" (states: INITIALIZED, IFACE_COLDPLUG, "
+                                    "DHCP, CPD_PRE_TIME, TIME_VALID, CPD_POST_TIME, POLICY_VALID, "
+                                    "OPERATIONAL)",
+                                    optarg);
+                        break;
+                case 'o':
+                        w.online = true;
+                        break;
+                case 't':
+                        if (parse_seconds(optarg, &timeout) < 0)
+                                return usage_error("--timeout needs seconds, not \"%s\"", optarg);
+                        break;
+                default:
+                        return usage_error("wait: unknown option");
+                }
+        }
+        if (optind < argc)
+                return usage_error("wait: unexpected argument \"%s\"", argv[optind]);
+        /* 0: wait as long as it takes. */
+        deadline = timeout == 0 ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout;
+        /* The agent may not be up yet: waiting for it is part of waiting. */
+        for (;;) {
+                r = smd_bus_open(&bus, socket_path,
+                                 w.online ? SMD_CLASS_NETWORK : SMD_CLASS_SYSTEM_STATE);
+                if (r >= 0)
+                        break;
+                if ((r != -ENOENT && r != -ECONNREFUSED) || now_usec(CLOCK_MONOTONIC) >= deadline)
+                        return fail("cannot connect to the agent at %s: %s", socket_path,
+                                    strerror(-r));
+                (void) usleep(100 * 1000);
+        }
+        smd_bus_set_message_handler(bus, on_wait_message, &w);
+        while (!w.done) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (now >= deadline)
+                        break;
+                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0) {
+                        smd_bus_close(bus);
+                        return fail("wait failed: %s", strerror(-r));
+                }
+        }
+        smd_bus_close(bus);
+        if (!w.done) {
+                if (w.online)
+                        return fail("timed out waiting for connectivity");
+                return fail("timed out waiting for %s (the agent is at %s)",
+                            system_state_to_string(w.target), w.seen ? w.seen : "an unknown state");
+        }
+        return 0;
+}
+
+static int cmd_wake(int argc, char **argv)
+{
+        char request[96];
+        uint64_t usec;
+        json_object *o;
+        int r;
+
+        if (argc != 2)
+                return usage_error("wake needs exactly one argument: SECONDS from now");
+        if (parse_seconds(argv[1], &usec) < 0 || usec > 365 * 24 * 3600 * USEC_PER_SEC)
+                return usage_error("wake needs seconds (at most a year), not \"%s\"", argv[1]);
+        snprintf(request, sizeof(request), "{\"cmd\":\"wake\",\"in_ms\":%" PRIu64 "}",
+                 usec / USEC_PER_MSEC);
+        if ((r = control(request, &o)) != 0)
+                return r;
+        if (arg_json)
+                printf("%s\n", json_object_to_json_string_ext(
+                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        else
+                printf("wake timer %" PRId64 " scheduled on %s\n", jint(o, "id"), jstr(o, "clock"));
         json_object_put(o);
         return 0;
 }
@@ -464,10 +683,8 @@ int main(int argc, char **argv)
                 const char *name;
                 int (*run)(int argc, char **argv);
         } commands[] = {
-            {"monitor", cmd_monitor},
-            {"publish", cmd_publish},
-            {"status", cmd_status},
-            {"policy", cmd_policy},
+            {"monitor", cmd_monitor}, {"publish", cmd_publish}, {"status", cmd_status},
+            {"wait", cmd_wait},       {"wake", cmd_wake},       {"policy", cmd_policy},
         };
         int c, r;
 

@@ -79,9 +79,12 @@ static void on_subscriber_message(smd_bus *bus, const smd_message *m, void *user
 
         if (s->n >= RECORDS_MAX)
                 return;
-        r = &s->records[s->n++];
         memcpy(text, m->payload, m->size);
         text[m->size] = 0;
+        /* The agent's own network messages (links, connectivity: smd-messages(7)) are not ours. */
+        if ((m->classes & SMD_CLASS_NETWORK) && strncmp(text, "{\"type\":", 8) == 0)
+                return;
+        r = &s->records[s->n++];
         *r = (Record){.classes = m->classes, .publisher = -1, .seq = -1, .lost = m->lost};
         snprintf(r->payload, sizeof(r->payload), "%.31s", text);
         if (sscanf(text, "{\"p\":%d,\"seq\":%d}", &p, &seq) == 2) {

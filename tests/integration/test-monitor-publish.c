@@ -132,7 +132,7 @@ static void test_filter(void)
         Proc net = PROC_NULL, user = PROC_NULL;
 
         if (!monitor_start(&net,
-                           (const char *const[]){"monitor", "--class", "network", "--count", "1",
+                           (const char *const[]){"monitor", "--class", "metrics", "--count", "1",
                                                  "--timeout", "1", NULL},
                            1))
                 goto out;
@@ -146,7 +146,7 @@ static void test_filter(void)
         proc_wait(&net, 6000);
         is_int(proc_exit_code(&user), 0, "a user0 monitor receives the message");
         ok(strstr(user.out, "for user0 only") != NULL, "and prints it");
-        is_int(proc_exit_code(&net), 1, "a network monitor times out (exit 1)");
+        is_int(proc_exit_code(&net), 1, "a metrics monitor times out (exit 1)");
         is_str(net.out, "", "and prints nothing on stdout");
         ok(strstr(net.err, "timed out") != NULL, "and says it timed out: %s", net.err);
 out:

@@ -200,14 +200,14 @@ static void test_access_control(void)
         is_int(chmod(sock, 0666), 0, "chmod the root agent's socket 0666");
 
         smdctl_start(&net, sock,
-                     (const char *const[]){"monitor", "--class", "network", "--count", "1",
+                     (const char *const[]){"monitor", "--class", "metrics", "--count", "1",
                                            "--timeout", "1.5", NULL},
                      NULL);
         smdctl_start(&user, sock,
                      (const char *const[]){"monitor", "--class", "user0", "--count", "2",
                                            "--timeout", "5", NULL},
                      NULL);
-        ok(wait_participants(sock, 2, 5000), "root monitors for network and user0 subscribed");
+        ok(wait_participants(sock, 2, 5000), "root monitors for metrics and user0 subscribed");
 
         r = nobody_smdctl(
             &p, NULL, sock,
@@ -230,7 +230,7 @@ static void test_access_control(void)
         proc_free(&p);
 
         proc_wait(&net, 5000);
-        is_int(proc_exit_code(&net), 1, "the root network monitor saw nothing (timed out)");
+        is_int(proc_exit_code(&net), 1, "the root metrics monitor saw nothing (timed out)");
         is_str(net.out, "", "and printed nothing");
         proc_wait(&user, 6000);
         is_int(proc_exit_code(&user), 0, "the root user0 monitor got both user0 messages");
@@ -239,19 +239,19 @@ static void test_access_control(void)
 
         /* Subscribing is open to anyone; root may publish network. */
         nobody_smdctl(&nobody_mon, NULL, sock,
-                      (const char *const[]){"monitor", "--class", "network", "--count", "1",
+                      (const char *const[]){"monitor", "--class", "metrics", "--count", "1",
                                             "--timeout", "5", NULL},
                       false);
-        ok(wait_participants(sock, 1, 5000), "nobody subscribes to network");
+        ok(wait_participants(sock, 1, 5000), "nobody subscribes to metrics");
         smdctl_run(
             &p, sock,
-            (const char *const[]){"publish", "--class", "network", "{\"from\":\"root\"}", NULL},
+            (const char *const[]){"publish", "--class", "metrics", "{\"from\":\"root\"}", NULL},
             NULL, 5000);
-        is_int(proc_exit_code(&p), 0, "root publishes network");
+        is_int(proc_exit_code(&p), 0, "root publishes metrics");
         proc_free(&p);
         proc_wait(&nobody_mon, 6000);
-        is_int(proc_exit_code(&nobody_mon), 0, "nobody's network monitor receives it");
-        ok(strstr(nobody_mon.out, "network {\"from\":\"root\"}") != NULL, "and prints it: %s",
+        is_int(proc_exit_code(&nobody_mon), 0, "nobody's metrics monitor receives it");
+        ok(strstr(nobody_mon.out, "metrics {\"from\":\"root\"}") != NULL, "and prints it: %s",
            nobody_mon.out);
 
         is_int(agent_stop(&a, 5000), 0, "root agent exits 0");
