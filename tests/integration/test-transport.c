@@ -464,8 +464,9 @@ static void hosts_namespace_setup(void)
                 fputs("::1 localhost dual.test\n127.0.0.1 localhost dual.test\n", f);
                 (void) fclose(f);
         }
-        if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
-            mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) == 0)
+        if (unshare(CLONE_NEWNS) == 0 &&
+            mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0 &&
+            mount(hosts, "/etc/hosts", "none", MS_BIND, NULL) == 0)
                 have_hosts_namespace = true;
         else
                 tap_diag("no private /etc/hosts (%s): the IPv6 fallback tests skip",
