@@ -91,6 +91,16 @@ static uint64_t clock_monotonic(void *userdata)
 
 static uint64_t bus_now(Bus *bus)
 {
+        uint64_t t;
+
+        /*
+         * On the loop, the time sd-event took at this wakeup: reading the clock
+         * once per message and per delivery was a quarter of the agent's time
+         * under load. A test clock always wins.
+         */
+        if (bus->event && bus->clock == clock_monotonic &&
+            sd_event_now(bus->event, CLOCK_MONOTONIC, &t) >= 0)
+                return t;
         return bus->clock(bus->clock_userdata);
 }
 
