@@ -190,6 +190,9 @@ static void gather_inputs(Machine *mc, StateInputs *in)
 
 static void machine_step(Machine *mc)
 {
+        /* Not before the first idle step: waiting clients must be subscribed first. */
+        if (!mc->ready_sent)
+                return;
         for (;;) {
                 StateInputs in;
                 SystemState next;
@@ -214,9 +217,9 @@ static int on_first_step(sd_event_source *s, void *userdata)
 {
         Machine *mc = userdata;
 
+        mc->ready_sent = true;
         machine_step(mc);
-        if (!mc->ready_sent) {
-                mc->ready_sent = true;
+        {
                 (void) sd_notifyf(false, "READY=1\nSTATUS=%s; listening on %s",
                                   system_state_to_string(mc->state), mc->manager->socket_path);
         }
@@ -277,13 +280,21 @@ static void release_now(Machine *mc, bool flushed)
                  flushed ? "participants have the message" : "a participant is not reading");
 }
 
+static void add_backlog(Client *c, Participant *p, void *userdata)
+{
+        uint64_t *total = userdata;
+
+        *total += participant_backlog(p);
+}
+
 static int on_release_poll(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Machine *mc = userdata;
-        BusStats bs;
+        uint64_t backlog = 0;
 
-        bus_get_stats(mc->manager->bus, &bs);
-        if (bs.queued_messages == 0) {
+        /* Every participant has pulled its messages into its socket: it can read them later. */
+        server_foreach_participant(mc->manager->server, add_backlog, &backlog);
+        if (backlog == 0) {
                 release_now(mc, true);
                 return 0;
         }
@@ -406,7 +417,7 @@ int machine_new(Machine **ret, Manager *m, uint64_t time_sync_wait_usec)
         r = netstate_new(&mc->netstate);
         if (r < 0)
                 return r;
-        r = sd_event_add_time(m->event, &mc->release, CLOCK_MONOTONIC, UINT64_MAX, 0,
+        r = sd_event_add_time(m->event, &mc->release, CLOCK_MONOTONIC, UINT64_MAX, 1,
                               on_release_poll, mc);
         if (r < 0)
                 return r;
