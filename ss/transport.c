@@ -33,6 +33,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <gnutls/x509.h>
+
 #include "transport-internal.h"
 #include "util.h"
 
@@ -91,6 +93,7 @@ struct Transport {
         sd_event_source *start_source;
         sd_event_source *timeout_source;
         ResolverQuery *query;
+        bool query_done;
 
         Address addresses[MAX_ADDRESSES];
         Attempt attempts[MAX_ADDRESSES];
@@ -371,6 +374,23 @@ static void transport_connected(Transport *t)
         transport_schedule_pending(t);
 }
 
+/* GnuTLS says "issuer unknown" for a self-signed certificate too; say which. */
+static bool peer_is_self_signed(gnutls_session_t session)
+{
+        const gnutls_datum_t *chain;
+        gnutls_x509_crt_t crt;
+        unsigned n = 0;
+        bool self = false;
+
+        chain = gnutls_certificate_get_peers(session, &n);
+        if (!chain || n != 1 || gnutls_x509_crt_init(&crt) < 0)
+                return false;
+        if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0)
+                self = gnutls_x509_crt_check_issuer(crt, crt) != 0;
+        gnutls_x509_crt_deinit(crt);
+        return self;
+}
+
 static void tls_handshake_failed(Transport *t, int r)
 {
         gnutls_datum_t text = {};
@@ -382,9 +402,17 @@ static void tls_handshake_failed(Transport *t, int r)
                 if (gnutls_certificate_verification_status_print(
                         status, gnutls_certificate_type_get(t->session), &text, 0) < 0)
                         text.data = NULL;
-                transport_fail(t, TRANSPORT_ERROR_TLS_VERIFY, "%s:%u: certificate for %s: %s",
+                if (text.data) /* it ends in a space */
+                        for (size_t n = strlen((char *) text.data);
+                             n > 0 && text.data[n - 1] == ' '; n--)
+                                text.data[n - 1] = '\0';
+                transport_fail(t, TRANSPORT_ERROR_TLS_VERIFY, "%s:%u: certificate for %s: %s%s",
                                t->host, (unsigned) t->port, t->server_name,
-                               text.data ? (const char *) text.data : "verification failed");
+                               text.data ? (const char *) text.data : "verification failed",
+                               (status & GNUTLS_CERT_SIGNER_NOT_FOUND) &&
+                                       peer_is_self_signed(t->session)
+                                   ? " It is self-signed."
+                                   : "");
                 gnutls_free(text.data);
                 return;
         case GNUTLS_E_CERTIFICATE_ERROR:
@@ -711,11 +739,14 @@ static void connect_advance(Transport *t)
 
         char where[sizeof(struct sockaddr_un) + 16];
         assert(t->n_addresses > 0);
-        transport_fail(
-            t, TRANSPORT_ERROR_REFUSED, "%s%s%s: %s (%zu address%s tried)",
-            t->unix_socket ? "" : t->host, t->unix_socket ? "" : " ",
-            address_to_string(&t->addresses[t->last_errno_address], where, sizeof(where)),
-            strerror(t->last_errno), t->n_addresses, t->n_addresses == 1 ? "" : "es");
+        (void) address_to_string(&t->addresses[t->last_errno_address], where, sizeof(where));
+        if (t->query_done) /* a name: say which address the error is from */
+                transport_fail(t, TRANSPORT_ERROR_REFUSED, "%s:%u (%s): %s (%zu addresses tried)",
+                               t->host, (unsigned) t->port, where, strerror(t->last_errno),
+                               t->n_addresses);
+        else
+                transport_fail(t, TRANSPORT_ERROR_REFUSED, "%s: %s", where,
+                               strerror(t->last_errno));
 }
 
 static void connect_begin(Transport *t)
@@ -770,6 +801,7 @@ static void on_resolved(int gai_error, int sys_errno, const struct addrinfo *res
         _cleanup_(transport_unrefp) Transport *t = transport_ref(userdata);
 
         t->query = NULL; /* the resolver frees it */
+        t->query_done = true;
         if (gai_error != 0) {
                 transport_fail(t, TRANSPORT_ERROR_DNS, "resolving %s: %s", t->host,
                                gai_error == EAI_SYSTEM ? strerror(sys_errno)
