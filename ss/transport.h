@@ -22,8 +22,8 @@
 #include "util.h"
 
 typedef struct Transport Transport;
-typedef struct TlsContext TlsContext;   /* credentials of one trust store, shared, refcounted */
-typedef struct Resolver Resolver;       /* the name resolution worker */
+typedef struct TlsContext TlsContext; /* credentials of one trust store, shared, refcounted */
+typedef struct Resolver Resolver;     /* the name resolution worker */
 
 typedef enum TransportError {
         TRANSPORT_ERROR_NONE,
@@ -48,13 +48,13 @@ typedef struct TransportHandlers {
 } TransportHandlers;
 
 typedef struct TransportOptions {
-        const char *host;          /* name or address; for unix sockets the path */
+        const char *host; /* name or address; for unix sockets the path */
         uint16_t port;
-        bool unix_socket;          /* host is a filesystem socket path */
+        bool unix_socket; /* host is a filesystem socket path */
         bool tls;
-        TlsContext *tls_context;   /* NULL with tls: the system trust store */
-        const char *const *alpn;   /* NULL-terminated, e.g. {"h2", "http/1.1", NULL} */
-        uint64_t timeout_usec;     /* for resolve + connect + handshake; 0: 10 s */
+        TlsContext *tls_context; /* NULL with tls: the system trust store */
+        const char *const *alpn; /* NULL-terminated, e.g. {"h2", "http/1.1", NULL} */
+        uint64_t timeout_usec;   /* for resolve + connect + handshake; 0: 10 s */
         /*
          * TLS: the name sent as SNI (names only, never an address) and checked
          * against the certificate; NULL: host. Required with unix_socket and tls.
