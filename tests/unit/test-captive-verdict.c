@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Captive portal detection, the pure parts: every verdict rule, Location
- * resolution, the ranking of two families, the cpd message (fields, null
- * families, escaping, the 384-byte bound), the cpdcheck trigger, and RFC 8908
+ * Captive portal detection, the pure parts: every verdict rule, Secure
+ * Streams states read as probe outcomes, Location resolution, the ranking of two families, the cpd
+ * message (fields, null families, escaping, the 384-byte bound), the cpdcheck trigger, and RFC 8908
  * documents valid and invalid.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 
 #include "cpd-message.h"
 #include "portal-api.h"
+#include "probe-ss.h"
 #include "probe.h"
 #include "result.h"
 #include "tap.h"
@@ -510,6 +511,71 @@ static void test_api_invalid(void)
                "one byte more is refused");
 }
 
+static void test_ss_states(void)
+{
+        static const struct {
+                SsState state;
+                uint32_t ack;
+                CaptiveResult result;
+                const char *what;
+        } table[] = {
+            {SS_STATE_QOS_ACK_REMOTE, 204, CAPTIVE_RESULT_OK, "ACK 204"},
+            {SS_STATE_QOS_NACK_REMOTE, 302, CAPTIVE_RESULT_CAPTIVE, "NACK 302"},
+            {SS_STATE_QOS_NACK_REMOTE, 200, CAPTIVE_RESULT_CAPTIVE, "NACK 200"},
+            {SS_STATE_QOS_NACK_REMOTE, 511, CAPTIVE_RESULT_CAPTIVE, "NACK 511"},
+            {SS_STATE_QOS_NACK_REMOTE, 0, CAPTIVE_RESULT_NO_INTERNET, "NACK without a status"},
+            {SS_STATE_UNREACHABLE, SS_ACK_DNS, CAPTIVE_RESULT_NO_INTERNET, "UNREACHABLE dns"},
+            {SS_STATE_UNREACHABLE, SS_ACK_REFUSED, CAPTIVE_RESULT_NO_INTERNET,
+             "UNREACHABLE refused"},
+            {SS_STATE_UNREACHABLE, SS_ACK_TLS | SS_ACK_TLS_VERIFY, CAPTIVE_RESULT_NO_INTERNET,
+             "UNREACHABLE tls"},
+            {SS_STATE_UNREACHABLE, SS_ACK_TIMEOUT, CAPTIVE_RESULT_NO_INTERNET,
+             "UNREACHABLE timeout"},
+            {SS_STATE_UNREACHABLE, SS_ACK_RESET, CAPTIVE_RESULT_NO_INTERNET, "UNREACHABLE reset"},
+            {SS_STATE_UNREACHABLE, 0, CAPTIVE_RESULT_NO_INTERNET, "UNREACHABLE without bits"},
+            {SS_STATE_UNREACHABLE, SS_ACK_CONFIG, CAPTIVE_RESULT_UNKNOWN,
+             "UNREACHABLE config (ours)"},
+            {SS_STATE_TIMEOUT, 0, CAPTIVE_RESULT_NO_INTERNET, "TIMEOUT"},
+            {SS_STATE_DISCONNECTED, 0, CAPTIVE_RESULT_NO_INTERNET, "DISCONNECTED before an answer"},
+            {SS_STATE_ALL_RETRIES_FAILED, 0, CAPTIVE_RESULT_NO_INTERNET, "ALL_RETRIES_FAILED"},
+            {SS_STATE_AUTH_FAILED, 0, CAPTIVE_RESULT_NO_INTERNET, "AUTH_FAILED"},
+        };
+        static const SsState not_final[] = {
+            SS_STATE_CREATING,   SS_STATE_CONNECTING,    SS_STATE_CONNECTED,     SS_STATE_POLL,
+            SS_STATE_DESTROYING, SS_STATE_QOS_ACK_LOCAL, SS_STATE_USER_BASE + 7,
+        };
+        static const struct {
+                uint32_t ack;
+                ProbeFailure failure;
+        } bits[] = {
+            {SS_ACK_DNS | SS_ACK_TIMEOUT, PROBE_FAILURE_DNS},
+            {SS_ACK_TLS | SS_ACK_TIMEOUT, PROBE_FAILURE_TIMEOUT},
+            {SS_ACK_TLS | SS_ACK_RESET, PROBE_FAILURE_TLS},
+            {SS_ACK_CONFIG | SS_ACK_DNS, PROBE_FAILURE_LOCAL},
+        };
+        ProbeOutcome o;
+        ProbeVerdict v;
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                ok(probe_outcome_from_ss_state(table[i].state, table[i].ack, &o),
+                   "%s ends the probe", table[i].what);
+                probe_outcome_verdict(&o, 204, &v);
+                is_int(v.result, table[i].result, "%s gives %s", table[i].what,
+                       captive_result_to_string(table[i].result));
+        }
+        ok(probe_outcome_from_ss_state(SS_STATE_QOS_NACK_REMOTE, 404, &o) &&
+               o.kind == PROBE_OUTCOME_HTTP && o.status == 404,
+           "the ack of a NACK is the HTTP status");
+        for (size_t i = 0; i < ELEMENTSOF(not_final); i++)
+                ok(!probe_outcome_from_ss_state(not_final[i], 0, &o), "%s is not final",
+                   ss_state_to_string(not_final[i]));
+        for (size_t i = 0; i < ELEMENTSOF(bits); i++) {
+                (void) probe_outcome_from_ss_state(SS_STATE_UNREACHABLE, bits[i].ack, &o);
+                is_int(o.failure, bits[i].failure, "UNREACHABLE ack 0x%x is %s", bits[i].ack,
+                       probe_failure_to_string(bits[i].failure));
+        }
+}
+
 int main(void)
 {
         tap_init();
@@ -526,5 +592,6 @@ int main(void)
         test_trigger_message();
         test_api_valid();
         test_api_invalid();
+        test_ss_states();
         return tap_done();
 }
