@@ -202,17 +202,15 @@ int mqtt_encode_publish(const MqttPublish *p, uint8_t *buf, size_t size)
         return total;
 }
 
-int mqtt_encode_ack(MqttPacketType type, uint16_t packet_id, uint8_t *buf, size_t size)
+/* The four packets that acknowledge a step of a PUBLISH: two bytes of packet id. */
+static bool type_is_ack(MqttPacketType type)
 {
-        assert(buf || size == 0);
-        if (packet_id == 0)
-                return -EINVAL;
         switch (type) {
         case MQTT_PUBACK:
         case MQTT_PUBREC:
         case MQTT_PUBCOMP:
         case MQTT_PUBREL:
-                break;
+                return true;
         case MQTT_CONNECT:
         case MQTT_CONNACK:
         case MQTT_PUBLISH:
@@ -223,9 +221,16 @@ int mqtt_encode_ack(MqttPacketType type, uint16_t packet_id, uint8_t *buf, size_
         case MQTT_PINGREQ:
         case MQTT_PINGRESP:
         case MQTT_DISCONNECT:
-        default:
-                return -EINVAL;
+                break;
         }
+        return false; /* also for values outside the enum */
+}
+
+int mqtt_encode_ack(MqttPacketType type, uint16_t packet_id, uint8_t *buf, size_t size)
+{
+        assert(buf || size == 0);
+        if (packet_id == 0 || !type_is_ack(type))
+                return -EINVAL;
         if (size < 4)
                 return 4;
         buf[0] = (uint8_t) (type << 4 | (type == MQTT_PUBREL ? 0x02 : 0));
@@ -370,10 +375,8 @@ int mqtt_decoder_new(MqttDecoder **ret, const MqttDecoderOptions *options)
                 return -ENOMEM;
         if (options)
                 d->options = *options;
-        if (d->options.max_packet_size == 0 ||
-            d->options.max_packet_size > MQTT_REMAINING_LENGTH_MAX)
-                d->options.max_packet_size =
-                    MIN(MQTT_DEFAULT_MAX_PACKET, MQTT_REMAINING_LENGTH_MAX);
+        if (d->options.max_packet_size == 0)
+                d->options.max_packet_size = MQTT_DEFAULT_MAX_PACKET;
         mqtt_decoder_reset(d);
         *ret = d;
         return 0;

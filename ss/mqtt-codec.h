@@ -160,7 +160,10 @@ int mqtt_varint_write(uint8_t *buf, uint32_t value);
 typedef struct MqttDecoder MqttDecoder;
 
 typedef struct MqttDecoderOptions {
-        /* Largest Remaining Length accepted; 0: MQTT_DEFAULT_MAX_PACKET. */
+        /*
+         * Largest Remaining Length accepted; 0: MQTT_DEFAULT_MAX_PACKET;
+         * MQTT_REMAINING_LENGTH_MAX or more: whatever the encoding can carry.
+         */
         uint32_t max_packet_size;
 } MqttDecoderOptions;
 

@@ -119,8 +119,8 @@ typedef enum WsEventType {
  * the RSV bits of the message's first frame.
  * PING, PONG: data/size is the payload, inside the parser.
  * CLOSE: data/size is the whole payload; code is WS_CLOSE_NO_STATUS when the
- * frame had none; reason/reason_len the UTF-8 reason, NUL-terminated, inside
- * the parser.
+ * frame had none; reason/reason_len the UTF-8 reason inside the parser,
+ * NUL-terminated for convenience (it may itself hold U+0000: use reason_len).
  * Pointers into the parser stay valid until the next call on it.
  */
 typedef struct WsEvent {
@@ -155,7 +155,10 @@ void ws_parser_reset(WsParser *p);
  */
 int ws_parser_feed(WsParser *p, void *data, size_t size, size_t *ret_consumed, WsEvent *ret_event);
 
-/* A fragmented message has begun and not ended. */
+/*
+ * A data message has begun (its first frame header is parsed, maybe before
+ * any DATA event) and its last piece has not been reported.
+ */
 bool ws_parser_in_message(const WsParser *p);
 /* A CLOSE frame has been reported. */
 bool ws_parser_is_closed(const WsParser *p);
@@ -195,7 +198,8 @@ int ws_writer_header(WsWriter *w, uint8_t *buf, WsOpcode opcode, bool fin, uint8
 /*
  * Writes a whole frame (header and, masked for a client, payload) into buf.
  * Returns the frame length (> 0); -ENOBUFS when it does not fit in buf_size,
- * or an error as ws_writer_header().
+ * -E2BIG for a payload above INT_MAX - WS_HEADER_MAX (use ws_writer_header()
+ * for those), or an error as ws_writer_header().
  */
 int ws_writer_frame(WsWriter *w, uint8_t *buf, size_t buf_size, WsOpcode opcode, bool fin,
                     const void *payload, size_t payload_size);

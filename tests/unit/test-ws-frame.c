@@ -89,8 +89,8 @@ static void on_event(Run *run, const WsEvent *ev, const uint8_t *in, size_t in_s
         case WS_EVENT_CLOSE:
                 snprintf(buf, sizeof(buf), "[CLOSE:%u:", ev->code);
                 log_str(run, buf);
-                if (strlen(ev->reason) != ev->reason_len)
-                        run->broken = "close reason length";
+                if (ev->reason[ev->reason_len] != 0)
+                        run->broken = "close reason not NUL-terminated";
                 log_add(run, ev->reason, ev->reason_len);
                 log_str(run, "]");
                 break;
@@ -154,7 +154,7 @@ static Run run_parser(const WsParserOptions *options, const uint8_t *input, size
                         feed(&run, p, copy + i, 1, copy, size);
                 break;
         }
-        if (run.result == 0 && ws_parser_in_message(p) != run.in_message)
+        if (run.result == 0 && run.in_message && !ws_parser_in_message(p))
                 run.broken = "in_message disagrees";
         ws_parser_free(p);
         free(copy);
@@ -179,7 +179,7 @@ static void check_parse(const char *name, const WsParserOptions *options, const 
 {
         Run whole = run_parser(options, input, size, SPLIT_WHOLE, 0), other;
         bool all = true;
-        size_t step = size > 4096 ? size / 509 : 1;
+        size_t step = size > 4096 ? size / 127 : 1;
 
         if (expect_error == 0) {
                 ok(!whole.broken, "%s: event invariants hold (%s)", name,
@@ -342,6 +342,8 @@ static void test_close_frames(void)
                  BYTES(0x88, 0x06, 0x03, 0xe9, 'b', 'y', 'e', '!'), LOG("[CLOSE:1001:bye!]"));
         check_ok("masked close with a UTF-8 reason", SERVER,
                  BYTES(0x88, 0x84, 0, 0, 0, 0, 0x0b, 0xb8, 0xc3, 0xa9), LOG("[CLOSE:3000:é]"));
+        check_ok("close reason holding U+0000", CLIENT, BYTES(0x88, 0x05, 0x03, 0xe8, 'a', 0, 'b'),
+                 LOG("[CLOSE:1000:a\0b]"));
         check_fail("close with a 1-byte payload", CLIENT, BYTES(0x88, 0x01, 0x03), -EBADMSG, 1002);
         check_fail("close reason not UTF-8", CLIENT, BYTES(0x88, 0x03, 0x03, 0xe8, 0xff), -EILSEQ,
                    1007);
