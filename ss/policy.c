@@ -191,12 +191,33 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyStreamtype *, policy_streamtype_free);
 
 Policy *policy_new(void)
 {
-        return calloc(1, sizeof(Policy));
+        Policy *p = calloc(1, sizeof(Policy));
+
+        if (p)
+                p->n_ref = 1;
+        return p;
+}
+
+Policy *policy_ref(Policy *p)
+{
+        if (!p)
+                return NULL;
+        assert(p->n_ref > 0);
+        p->n_ref++;
+        return p;
 }
 
 Policy *policy_free(Policy *p)
 {
+        return policy_unref(p);
+}
+
+Policy *policy_unref(Policy *p)
+{
         if (!p)
+                return NULL;
+        assert(p->n_ref > 0);
+        if (--p->n_ref > 0)
                 return NULL;
 
         for (size_t i = 0; i < p->n_streamtypes; i++)
@@ -1398,7 +1419,7 @@ const StreamtypeKey streamtype_keys[] = {
     IGNORED("plugins", json_type_array),
     UINT("port", GROUP_ANY, port, UINT16_MAX, NULL),
     SPECIAL("protocol", GROUP_ANY, parse_protocol),
-    IGNORED("proxy_buflen", json_type_int),
+    UINT("proxy_buflen", GROUP_ANY, proxy_buflen, POLICY_PROXY_BUFLEN_MAX, NULL),
     IGNORED("proxy_buflen_rxflow_off_below", json_type_int),
     IGNORED("proxy_buflen_rxflow_on_above", json_type_int),
     STR("retry", GROUP_ANY, retry, parse_retry_ref),

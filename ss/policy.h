@@ -13,7 +13,11 @@
  * the agent to log once at info level.
  *
  * Everything a Policy hands out is owned by it and read-only; it lives until
- * policy_free(). A Policy is not thread-safe but may be read from any thread
+ * its last reference goes (policy_unref(); policy_free() is the same call).
+ * The Secure Streams engine holds a reference for its current policy and one
+ * per stream (for the policy the stream was created under), so a reload can
+ * drop the old policy while its streams keep running on it. A Policy is not
+ * thread-safe (the reference count included) but may be read from any thread
  * once built.
  */
 #pragma once
@@ -44,6 +48,7 @@
 #define POLICY_PRINCIPAL_MAX       32u           /* bytes in one principal */
 #define POLICY_ACCESS_RULES_MAX    64u
 #define POLICY_ERRORS_MAX          100u /* errors kept per source */
+#define POLICY_PROXY_BUFLEN_MAX    (4u * 1024u * 1024u) /* proxy_buflen */
 
 /* The drop-in directories, in the order they are read (after the builtin). */
 #define POLICY_DIR_VENDOR  "/usr/lib/smdagent/policy.d"
@@ -136,6 +141,7 @@ typedef struct PolicyStreamtype {
         char *server_key;
         char *retry; /* name of a retry entry, or NULL */
         uint32_t timeout_ms;
+        uint32_t proxy_buflen; /* bytes the agent buffers per proxied stream; 0: the default */
         bool server;
         bool allow_redirects;
         bool opportunistic;
@@ -238,10 +244,16 @@ typedef struct PolicyLoadOptions {
         const char *const *paths;
 } PolicyLoadOptions;
 
-/* An empty policy: no streamtypes, no retry, nothing set. */
+/* An empty policy: no streamtypes, no retry, nothing set; one reference. */
 Policy *policy_new(void);
+/* Another reference; accepts NULL. Returns p. */
+Policy *policy_ref(Policy *p);
+/* Drops a reference, freeing the policy with the last one; accepts NULL, returns NULL. */
+Policy *policy_unref(Policy *p);
+/* The same as policy_unref() (the owner's reference is the only one unless shared). */
 Policy *policy_free(Policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_unref);
 
 /*
  * Builds the effective policy: the builtin (unless opts->no_builtin), every
