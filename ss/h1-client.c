@@ -631,8 +631,15 @@ SsResult h1_client_on_readable(SsStream *s)
                 return SS_OK;
 
         for (;;) {
-                ssize_t n = ops->transport_read(s->transport, h->in, sizeof(h->in));
+                ssize_t n;
                 size_t off = 0;
+
+                if (s->rx_paused) {
+                        if (ops->transport_pause_read)
+                                ops->transport_pause_read(s->transport, true);
+                        return SS_OK;
+                }
+                n = ops->transport_read(s->transport, h->in, sizeof(h->in));
 
                 if (n == -EAGAIN)
                         return SS_OK;

@@ -29,6 +29,8 @@ typedef struct SsTransportOps {
         void (*transport_want_write)(Transport *t, bool want);
         int (*tls_context_new)(TlsContext **ret, const TlsCertificate *certs, size_t n_certs);
         TlsContext *(*tls_context_unref)(TlsContext *c);
+        /* May be NULL (test doubles without backpressure). */
+        void (*transport_pause_read)(Transport *t, bool pause);
 } SsTransportOps;
 
 typedef enum SsPhase {
@@ -102,6 +104,7 @@ struct SsStream {
         Transport *transport;
         H1Client *h1;
         bool redirecting; /* a new transport for a redirect: no state changes */
+        bool rx_paused;   /* ss_stream_pause_rx(): the protocol stops reading */
 };
 
 /* Delivers a state (checks the table). */

@@ -111,6 +111,7 @@ static const SsTransportOps transport_ops_real = {
     .transport_want_write = transport_want_write,
     .tls_context_new = tls_context_new,
     .tls_context_unref = tls_context_unref,
+    .transport_pause_read = transport_pause_read,
 };
 
 /* ---- context --------------------------------------------------------------------------- */
@@ -1075,6 +1076,17 @@ void ss_stream_change_handlers(SsStream *s, SsRxCallback rx, SsTxCallback tx, Ss
                 s->tx = tx;
         if (state)
                 s->state_cb = state;
+}
+
+void ss_stream_pause_rx(SsStream *s, bool pause)
+{
+        assert(s);
+        if (s->rx_paused == pause)
+                return;
+        s->rx_paused = pause;
+        /* Pausing takes effect at the protocol's next read (a transport is never parked paused). */
+        if (!pause && s->transport && s->context->ops->transport_pause_read)
+                s->context->ops->transport_pause_read(s->transport, false);
 }
 
 SsContext *ss_stream_get_context(SsStream *s)

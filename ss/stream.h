@@ -223,6 +223,14 @@ int ss_stream_get_metadata(SsStream *s, const char *name, const char **ret_value
 int ss_stream_start_timeout(SsStream *s, uint32_t timeout_ms);
 void ss_stream_cancel_timeout(SsStream *s);
 
+/*
+ * Receive flow control: while paused, the protocol reads nothing more from the
+ * connection (TCP backpressure reaches the server); rx already in progress
+ * finishes its current piece. Resuming delivers what is buffered (TLS
+ * included) from the event loop. The pause outlives a reconnection.
+ */
+void ss_stream_pause_rx(SsStream *s, bool pause);
+
 /* Replaces the callbacks; NULL keeps the current one. */
 void ss_stream_change_handlers(SsStream *s, SsRxCallback rx, SsTxCallback tx,
                                SsStateCallback state);
