@@ -184,10 +184,7 @@ PolicyStreamtype *policy_streamtype_free(PolicyStreamtype *st)
         return mfree(st);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyRetry *, policy_retry_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyCert *, policy_cert_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyTrustStore *, policy_trust_store_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(PolicyStreamtype *, policy_streamtype_free);
 
 Policy *policy_new(void)
 {

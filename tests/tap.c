@@ -26,7 +26,7 @@ void tap_init(void)
 }
 
 /* Test names may not contain '#': it would start a directive. */
-static void print_name(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void print_name(const char *fmt, va_list ap)
 {
         char buf[512];
 
@@ -37,7 +37,7 @@ static void print_name(const char *fmt, va_list ap)
         fputs(buf, stdout);
 }
 
-static bool report(bool cond, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static bool report(bool cond, const char *fmt, va_list ap)
 {
         tap_count++;
         if (!cond)

@@ -242,7 +242,8 @@ unsigned peers_count_fds(void)
         return n - 1; /* the directory's own fd */
 }
 
-static bool file_write(const char *path, const char *format, ...)
+__attribute__((format(printf, 2, 3))) static bool file_write(const char *path, const char *format,
+                                                             ...)
 {
         va_list ap;
         FILE *f = fopen(path, "we");
