@@ -8,6 +8,7 @@
 #include "policy.h"
 
 struct Policy {
+        unsigned n_ref; /* policy_ref() / policy_unref() */
         char *release;
         char *product;
         int schema_version;
