@@ -25,6 +25,7 @@
 #include "manager.h"
 #include "message.h"
 #include "policy.h"
+#include "stream.h"
 #include "sul.h"
 
 static void reply_json(Client *c, json_object *o)
@@ -245,8 +246,9 @@ static void control_status(Manager *m, Client *c)
                                json_object_new_boolean(machine_has_usable_route(m->machine)));
         json_object_object_add(o, "links", links_json(machine_get_netstate(m->machine)));
         json_object_object_add(o, "default_routes", routes_json(machine_get_netstate(m->machine)));
-        /* TLS credential sets: none until streams with TLS run in the agent. */
-        json_object_object_add(o, "tls_credentials", json_object_new_int(0));
+        /* Trust-store credential sets alive in the engine (old policies' ones included). */
+        json_object_object_add(o, "tls_credentials",
+                               json_object_new_int64(m->ss ? ss_context_n_tls_contexts(m->ss) : 0));
         json_object_object_add(o, "platform", platform_json(m));
         reply_json(c, o);
         json_object_put(o);

@@ -20,6 +20,7 @@
 #include "machine.h"
 #include "message.h"
 #include "policy.h"
+#include "stream.h"
 #include "sul.h"
 
 int runtime_socket_path(char **ret_path, char **ret_dir)
@@ -140,6 +141,10 @@ int manager_new(Manager **ret, const ManagerOptions *options)
                         return r;
                 }
         }
+        /* After the policy: the engine takes a reference to it (reloads swap it, policy-apply.c). */
+        r = ss_context_new(&m->ss, m->event, m->policy);
+        if (r < 0)
+                return log_error_errno(r, "failed to create the Secure Streams engine: %m");
         manager_set_state(m, "INITIALIZED");
         r = machine_new(&m->machine, m, options->time_sync_wait_usec);
         if (r < 0)
@@ -154,9 +159,10 @@ Manager *manager_free(Manager *m)
                 return NULL;
         m->server = server_free(m->server);
         m->machine = machine_free(m->machine);
+        m->ss = ss_context_free(m->ss);
         m->scheduler = scheduler_free(m->scheduler);
         m->bus = bus_free(m->bus);
-        policy_free(m->policy);
+        policy_unref(m->policy);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);

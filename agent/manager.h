@@ -18,6 +18,7 @@
 typedef struct Policy Policy;
 typedef struct Machine Machine;
 typedef struct Scheduler Scheduler;
+typedef struct SsContext SsContext;
 
 typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
@@ -45,6 +46,7 @@ typedef struct Manager {
         const Privileges *privileges;
         Scheduler *scheduler; /* the two timer lists (sul.h) */
         Machine *machine;     /* states, links, suspend (machine.h) */
+        SsContext *ss;        /* the Secure Streams engine, on the current policy */
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);

@@ -14,6 +14,7 @@
 #include "manager.h"
 #include "message.h"
 #include "policy.h"
+#include "stream.h"
 
 static int append(char **buf, const char *fmt, const char *a, const char *b)
 {
@@ -155,8 +156,14 @@ int manager_load_policy(Manager *m, char **ret_errors)
         /* Everything is valid: swap. */
         for (size_t i = 0; i < policy_n_notes(p); i++)
                 log_info("policy: %s", policy_note_at(p, i));
-        policy_free(m->policy);
+        /*
+         * Running streams keep the policy they were created under (each holds a
+         * reference); new streams use this one (ss_context_set_policy()).
+         */
+        policy_unref(m->policy);
         m->policy = TAKE_PTR(p);
+        if (m->ss)
+                ss_context_set_policy(m->ss, m->policy);
         m->access = access;
         bus_set_limits(m->bus, &limits);
         m->policy_loaded_usec = now_usec(CLOCK_REALTIME);

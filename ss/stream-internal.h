@@ -47,11 +47,12 @@ typedef struct SsTlsEntry {
         unsigned users;
 } SsTlsEntry;
 
+        bool stale; /* built from a replaced policy: kept for its users, never handed out */
 struct SsContext {
         sd_event *event;
         Scheduler *scheduler;
         Resolver *resolver;
-        const Policy *policy;
+        Policy *policy; /* the current one (a reference); new streams use it */
         const SsTransportOps *ops;
         SsTlsEntry *tls_entries;
         SsStream *streams;
@@ -69,9 +70,10 @@ struct SsStream {
         SsContext *context;
         SsStream *prev, *next;
         uint64_t id;
-        const PolicyStreamtype *st;
-        const PolicyRetry *retry; /* NULL: the built-in default */
-        SsTlsEntry *tls;          /* held while the stream lives (tls streamtypes) */
+        Policy *policy;             /* a reference to the policy the stream was created under */
+        const PolicyStreamtype *st; /* in policy */
+        const PolicyRetry *retry;   /* NULL: the built-in default */
+        SsTlsEntry *tls;            /* held while the stream lives (tls streamtypes) */
 
         SsRxCallback rx;
         SsTxCallback tx;

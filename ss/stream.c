@@ -129,7 +129,7 @@ static uint32_t random_default(void *userdata)
         return (uint32_t) ((x * UINT64_C(2685821657736338717)) >> 32);
 }
 
-int ss_context_new(SsContext **ret, sd_event *event, const Policy *policy)
+int ss_context_new(SsContext **ret, sd_event *event, Policy *policy)
 {
         SsContext *c;
         int r;
@@ -140,7 +140,7 @@ int ss_context_new(SsContext **ret, sd_event *event, const Policy *policy)
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        c->policy = policy;
+        c->policy = policy_ref(policy);
         c->ops = &transport_ops_real;
         c->random = random_default;
         c->random_userdata = c;
@@ -180,6 +180,7 @@ SsContext *ss_context_free(SsContext *c)
 
 Scheduler *ss_context_get_scheduler(SsContext *c)
 {
+        policy_unref(c->policy);
         return c->scheduler;
 }
 
@@ -191,6 +192,24 @@ const Policy *ss_context_get_policy(SsContext *c)
 size_t ss_context_n_streams(SsContext *c)
 {
         return c->n_streams;
+}
+
+void ss_context_set_policy(SsContext *c, Policy *policy)
+{
+        assert(c);
+        assert(policy);
+
+        if (policy == c->policy)
+                return;
+        /*
+         * Credentials built from the old policy's trust stores stay with the
+         * streams using them (and go with the last of them, as always); new
+         * streams build their own from the new policy.
+         */
+        for (SsTlsEntry *e = c->tls_entries; e; e = e->next)
+                e->stale = true;
+        policy_unref(c->policy);
+        c->policy = policy_ref(policy);
 }
 
 unsigned ss_context_n_tls_contexts(SsContext *c)
@@ -313,7 +332,7 @@ static int tls_entry_acquire(SsContext *c, const char *name, SsTlsEntry **ret)
 
         name = strempty(name);
         for (e = c->tls_entries; e; e = e->next)
-                if (streq(e->name, name)) {
+                if (!e->stale && streq(e->name, name)) {
                         e->users++;
                         *ret = e;
                         return 0;
@@ -896,6 +915,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         s->retry = policy_streamtype_retry(c->policy, st);
         s->userdata = userdata;
         if (handlers) {
+        policy_unref(s->policy); /* s->st and s->retry point into it */
                 s->rx = handlers->rx;
                 s->tx = handlers->tx;
                 s->state_cb = handlers->state;
@@ -970,6 +990,7 @@ int ss_stream_request_tx_len(SsStream *s, uint64_t len)
         assert(s);
         if (s->freeing)
                 return -ESTALE;
+        s->policy = policy_ref(c->policy);
         s->has_tx_len = true;
         s->tx_len = len;
         return ss_stream_request_tx(s);

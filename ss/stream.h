@@ -149,12 +149,12 @@ typedef struct SsStreamHandlers {
 } SsStreamHandlers;
 
 /*
- * The engine: event loop, timers, name resolution, the policy (borrowed: it
- * must outlive the context) and the trust-store credential cache. With
- * event == NULL the context has only the pure scheduler core (unit tests drive
- * it with scheduler_run_due()) and no resolver.
+ * The engine: event loop, timers, name resolution, the policy (the context
+ * takes a reference) and the trust-store credential cache. With event == NULL
+ * the context has only the pure scheduler core (unit tests drive it with
+ * scheduler_run_due()) and no resolver.
  */
-int ss_context_new(SsContext **ret, sd_event *event, const Policy *policy);
+int ss_context_new(SsContext **ret, sd_event *event, Policy *policy);
 /* Destroys every stream left (with their cleanup states), then the context. */
 SsContext *ss_context_free(SsContext *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SsContext *, ss_context_free);
@@ -184,6 +184,16 @@ unsigned ss_context_get_illegal_transitions(SsContext *c);
  */
 int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                   const SsStreamHandlers *handlers, void *userdata);
+/*
+ * Policy reload: new streams are created under policy (the context takes a
+ * reference and drops the one on the old policy). Running streams are never
+ * touched: each holds a reference to the policy it was created under and keeps
+ * using it (endpoint, retry, timeouts, metadata, trust store) until it is
+ * freed. Trust-store credentials built from the old policy stay alive while
+ * streams use them but are no longer handed out: new streams build theirs
+ * from the new policy.
+ */
+void ss_context_set_policy(SsContext *c, Policy *policy);
 /*
  * Destroys the stream: DISCONNECTED if it was connected, then DESTROYING (what
  * those callbacks return is ignored), then frees it. From inside one of the
