@@ -12,6 +12,7 @@ struct Policy {
         char *release;
         char *product;
         int schema_version;
+        char *signing_key; /* policy_signing_key */
 
         /* Each kept sorted by name once merged. */
         PolicyRetry **retries;

@@ -383,6 +383,8 @@ static int policy_to_json(const Policy *p, bool with_sources, json_object **ret)
                 r = add(top, "product", json_object_new_string(p->product));
         if (r >= 0 && p->schema_version)
                 r = add(top, "schema-version", json_object_new_int(p->schema_version));
+        if (r >= 0 && p->signing_key)
+                r = add(top, "policy_signing_key", json_object_new_string(p->signing_key));
 
         if (r >= 0 && p->n_retries > 0) {
                 a = json_object_new_array();

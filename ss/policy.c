@@ -233,6 +233,7 @@ Policy *policy_unref(Policy *p)
         strv_free(p->notes, p->n_notes);
         strv_free(p->noted_keys, p->n_noted_keys);
         strv_free(p->sources, p->n_sources);
+        free(p->signing_key);
         free(p->product);
         free(p->release);
         return mfree(p);
@@ -1198,6 +1199,34 @@ static int parse_http_expect(Parser *p, PolicyStreamtype *st, void *json)
         return 1;
 }
 
+/* The fetch keys belong to the fetch_policy streamtype alone. */
+static int parse_fetch_uint(Parser *p, PolicyStreamtype *st, json_object *json, int64_t min,
+                            int64_t max, uint32_t *field)
+{
+        int64_t v;
+        int r;
+
+        if (!streq(st->name, "fetch_policy")) {
+                r = parser_error(p, "only the fetch_policy streamtype takes this key");
+                return r < 0 ? r : 0;
+        }
+        r = get_int(p, json, min, max, &v);
+        if (r <= 0)
+                return r;
+        *field = (uint32_t) v;
+        return 1;
+}
+
+static int parse_fetch_interval(Parser *p, PolicyStreamtype *st, void *json)
+{
+        return parse_fetch_uint(p, st, json, 0, POLICY_FETCH_INTERVAL_MAX, &st->fetch_interval_s);
+}
+
+static int parse_fetch_max_size(Parser *p, PolicyStreamtype *st, void *json)
+{
+        return parse_fetch_uint(p, st, json, 1, POLICY_FILE_MAX, &st->fetch_max_size);
+}
+
 static int parse_retry_ref(Parser *p, PolicyStreamtype *st, void *json)
 {
         int r = dup_string(p, json, POLICY_NAME_MAX, &st->retry);
@@ -1374,6 +1403,9 @@ const StreamtypeKey streamtype_keys[] = {
     STR("client_cert", GROUP_ANY, client_cert, parse_client_cert),
     BOOL("direct_proto_str", GROUP_ANY, direct_proto_str),
     SPECIAL("endpoint", GROUP_ANY, parse_endpoint),
+    UINT("fetch_policy_interval_s", GROUP_SET, fetch_interval_s, POLICY_FETCH_INTERVAL_MAX,
+         parse_fetch_interval),
+    UINT("fetch_policy_max_size", GROUP_SET, fetch_max_size, POLICY_FILE_MAX, parse_fetch_max_size),
     STR("http_auth_header", GROUP_HTTP, http.auth_header, NULL),
     STR("http_auth_preamble", GROUP_HTTP, http.auth_preamble, NULL),
     BOOL("http_cookies", GROUP_HTTP, http.cookies),
@@ -1739,6 +1771,26 @@ static int parse_streamtypes(Parser *p, json_object *array)
 
 /* The top level */
 
+/* An absolute path; the key itself is read by whoever verifies (ss/signature.h). */
+static int parse_signing_key(Parser *p, json_object *value)
+{
+        const char *s;
+        int r = get_string(p, value, POLICY_STRING_MAX, &s);
+
+        if (r <= 0)
+                return r;
+        if (s[0] != '/')
+                r = parser_error(p, "needs an absolute path to a PEM public key file");
+        else if (strpbrk(s, "\n\r\t"))
+                r = parser_error(p, "the path contains a control character");
+        else {
+                free(p->frag->signing_key);
+                p->frag->signing_key = strdup(s);
+                return p->frag->signing_key ? 1 : -ENOMEM;
+        }
+        return r < 0 ? r : 0;
+}
+
 static int parse_root(Parser *p, json_object *root)
 {
         int r;
@@ -1760,7 +1812,9 @@ static int parse_root(Parser *p, json_object *root)
                         r = get_int(p, value, 1, 1, &v);
                         if (r > 0)
                                 p->frag->schema_version = (int) v;
-                } else if (streq(key, "retry"))
+                } else if (streq(key, "policy_signing_key"))
+                        r = parse_signing_key(p, value);
+                else if (streq(key, "retry"))
                         r = parse_retries(p, value);
                 else if (streq(key, "certs"))
                         r = parse_certs(p, value);
@@ -1936,6 +1990,10 @@ static int policy_merge(Policy *p, Policy *frag, Parser *parser)
         }
         if (frag->schema_version)
                 p->schema_version = frag->schema_version;
+        if (frag->signing_key) {
+                free(p->signing_key);
+                p->signing_key = TAKE_PTR(frag->signing_key);
+        }
 
         for (size_t i = 0; i < ELEMENTSOF(smd_limits); i++)
                 if (*(bool *) ((uint8_t *) &frag->smd + smd_limits[i].has_offset)) {
@@ -2197,6 +2255,11 @@ int policy_check_file(const char *path, PolicyErrors *errors)
 }
 
 /* Getters */
+
+const char *policy_get_signing_key(const Policy *p)
+{
+        return p ? p->signing_key : NULL;
+}
 
 const char *policy_get_release(const Policy *p)
 {

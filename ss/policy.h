@@ -47,8 +47,9 @@
 #define POLICY_PRINCIPALS_MAX      64u           /* names in one principal list */
 #define POLICY_PRINCIPAL_MAX       32u           /* bytes in one principal */
 #define POLICY_ACCESS_RULES_MAX    64u
-#define POLICY_ERRORS_MAX          100u /* errors kept per source */
+#define POLICY_ERRORS_MAX          100u                 /* errors kept per source */
 #define POLICY_PROXY_BUFLEN_MAX    (4u * 1024u * 1024u) /* proxy_buflen */
+#define POLICY_FETCH_INTERVAL_MAX  604800u              /* fetch_policy_interval_s: a week */
 
 /* The drop-in directories, in the order they are read (after the builtin). */
 #define POLICY_DIR_VENDOR  "/usr/lib/smdagent/policy.d"
@@ -141,7 +142,9 @@ typedef struct PolicyStreamtype {
         char *server_key;
         char *retry; /* name of a retry entry, or NULL */
         uint32_t timeout_ms;
-        uint32_t proxy_buflen; /* bytes the agent buffers per proxied stream; 0: the default */
+        uint32_t proxy_buflen;     /* bytes the agent buffers per proxied stream; 0: the default */
+        uint32_t fetch_interval_s; /* fetch_policy only: seconds between fetches, 0: none */
+        uint32_t fetch_max_size;   /* fetch_policy only: largest body, 0: POLICY_FILE_MAX */
         bool server;
         bool allow_redirects;
         bool opportunistic;
@@ -292,6 +295,8 @@ const char *policy_get_product(const Policy *p);
 /* 0 when no source set it. */
 int policy_get_schema_version(const Policy *p);
 const PolicySmd *policy_get_smd(const Policy *p);
+/* policy_signing_key: the PEM public key file fetched policies must be signed with, or NULL. */
+const char *policy_get_signing_key(const Policy *p);
 
 /* Sorted by name. */
 size_t policy_n_streamtypes(const Policy *p);
