@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP/1.1 client protocol of Secure Streams: one transaction per
+ * The HTTP/1.1 client protocol of Secure Streams: one transaction per stream
  * connection. Builds the request from the policy (method, ${metadata}-expanded
  * url, metadata headers), sends the body pulled from the tx callback (with
  * Content-Length or chunked), parses the response with the strict parser of
@@ -8,12 +8,19 @@
  * last), then reports the outcome as QOS_ACK_REMOTE / QOS_NACK_REMOTE and ends
  * the transaction through the stream core. Redirects are followed here.
  *
+ * Keep-alive: after a clean end of the response h1_client_is_reusable() lets
+ * the stream core park the connection (stream-pool.c). On a connection taken
+ * from the pool, EOF or an error before the first byte of the response means
+ * the server closed it while it was idle: a GET or HEAD is sent again once on
+ * a new connection; anything else fails as on a new connection.
+ *
  * Memory per connection is bounded: the request head (metadata values are
  * bounded by SS_METADATA_VALUE_MAX), one tx chunk, one rx buffer and one held
  * rx piece; the parser bounds the response head.
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -26,6 +33,9 @@
 
 /* The longest Retry-After we honour: a day. */
 #define RETRY_AFTER_MAX_S 86400u
+
+/* Keep-Alive: timeout=N: park for a second less, so that we never race the server's close. */
+#define KEEP_ALIVE_MARGIN_MS 1000u
 
 typedef enum H1Body {
         H1_BODY_NONE,
@@ -50,8 +60,13 @@ struct H1Client {
         uint64_t body_left;
         bool body_done;
         bool tx_wanted;
-        uint8_t out[CHUNK_PREFIX + SS_TX_CHUNK + CHUNK_SUFFIX];
-        size_t out_start, out_end;
+        size_t out_start, out_end; /* unsent bytes of out */
+
+        /* Keep-alive. */
+        bool reused;            /* the transport came from the pool */
+        bool got_response;      /* a byte of the response arrived on this transport */
+        bool reusable;          /* the response ended cleanly: the connection may be parked */
+        uint64_t keep_alive_ms; /* the server's Keep-Alive timeout, UINT64_MAX: none */
 
         /* Response. */
         bool stop_reading; /* the transport was replaced: leave the read loop */
@@ -62,6 +77,9 @@ struct H1Client {
         uint64_t delivered;
         bool som_sent;
         size_t held_len;
+
+        /* Buffers last: not cleared on allocation (only ever read after being written). */
+        uint8_t out[CHUNK_PREFIX + SS_TX_CHUNK + CHUNK_SUFFIX];
         uint8_t held[SS_RX_CHUNK];
         uint8_t in[SS_RX_CHUNK];
 };
@@ -87,9 +105,12 @@ int h1_client_new(H1Client **ret, SsStream *s, const char *host)
         if (r < 0)
                 return r;
 
-        h = calloc(1, sizeof(*h));
+        /* 48 KiB of buffers per transaction: clear only the fields. */
+        h = malloc(sizeof(*h));
         if (!h)
                 return -ENOMEM;
+        memset(h, 0, offsetof(H1Client, out));
+        h->keep_alive_ms = UINT64_MAX;
         r = http1_parser_new(&h->parser);
         if (r < 0) {
                 free(h);
@@ -238,6 +259,77 @@ static void response_reset(SsStream *s, H1Client *h)
         h->held_len = 0;
         h->stop_reading = false;
         h->out_start = h->out_end = 0;
+        h->got_response = false;
+        h->reusable = false;
+        h->keep_alive_ms = UINT64_MAX;
+}
+
+void h1_client_set_reused(H1Client *h)
+{
+        h->reused = true;
+}
+
+static SsPoolKey pool_key(SsStream *s, H1Client *h)
+{
+        return (SsPoolKey){
+            .host = h->host,
+            .port = h->port,
+            .tls = h->tls,
+            .unix_socket = s->st->unix_socket,
+            .tls_entry = h->tls ? s->tls : NULL,
+        };
+}
+
+bool h1_client_is_reusable(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_ms)
+{
+        H1Client *h = s->h1;
+
+        if (!h || !h->reusable || !s->transport || s->redirecting)
+                return false;
+        /* Only connections whose credentials the pool can account for (the stream's). */
+        if (h->tls && !s->tls)
+                return false;
+        if (h->keep_alive_ms != UINT64_MAX && h->keep_alive_ms <= KEEP_ALIVE_MARGIN_MS)
+                return false;
+        *ret_key = pool_key(s, h);
+        *ret_idle_ms =
+            h->keep_alive_ms == UINT64_MAX ? UINT64_MAX : h->keep_alive_ms - KEEP_ALIVE_MARGIN_MS;
+        return true;
+}
+
+/* Whether the response just completed leaves the connection clean for another request. */
+static bool response_leaves_connection_clean(H1Client *h)
+{
+        return http1_parser_is_keep_alive(h->parser) && h->body_done &&
+               h->head_sent == h->head_len && h->out_start == h->out_end && !h->stop_reading;
+}
+
+/*
+ * A connection from the pool ended before the first byte of the response:
+ * the server had closed it while idle. Sends the request again on a new
+ * connection, once, if it is safe to repeat; 1 when it does.
+ */
+static int retry_on_new_connection(SsStream *s, H1Client *h)
+{
+        const char *method = stream_method(s);
+        SsPoolKey key;
+
+        if (!h->reused || h->got_response || !(streq(method, "GET") || streq(method, "HEAD")))
+                return 0;
+        h->reused = false;
+        h->stop_reading = true;
+        /* The others idle since as long are likely closed too. */
+        key = pool_key(s, h);
+        ss_pool_drop_key(s->context, &key);
+        return ss_stream_replace_transport(s, h->host, h->port, h->tls) < 0 ? -ENOMEM : 1;
+}
+
+/* The connection broke: try once more on a new one, or the transaction failed. */
+static SsResult connection_broke(SsStream *s, H1Client *h)
+{
+        if (retry_on_new_connection(s, h) > 0)
+                return SS_OK;
+        return ss_stream_transaction_done(s, true, 0);
 }
 
 SsResult h1_client_start(SsStream *s)
@@ -347,13 +439,13 @@ SsResult h1_client_on_writable(SsStream *s)
                 if (k == 0)
                         goto wait;
                 if (k < 0)
-                        return ss_stream_transaction_done(s, true, 0);
+                        return connection_broke(s, h);
 
                 k = write_pending(s, h->out, h->out_end, &h->out_start);
                 if (k == 0)
                         goto wait;
                 if (k < 0)
-                        return ss_stream_transaction_done(s, true, 0);
+                        return connection_broke(s, h);
 
                 if (h->body_done || !h->tx_wanted) {
                         ops->transport_want_write(s->transport, false);
@@ -474,7 +566,7 @@ static int maybe_redirect(SsStream *s, H1Client *h)
         h->tls = tls;
         h->hops++;
         h->stop_reading = true;
-        r = ss_stream_redirect(s, h->host, h->port, h->tls);
+        r = ss_stream_replace_transport(s, h->host, h->port, h->tls);
         return r < 0 ? r : 1;
 }
 
@@ -506,6 +598,17 @@ static void note_header(SsStream *s, H1Client *h, const Http1Event *ev)
                                 v = v * 10 + (uint64_t) (ev->value[i] - '0');
                 if (i > 0 && i == ev->value_len)
                         h->retry_after_ms = MIN(v, (uint64_t) RETRY_AFTER_MAX_S) * 1000;
+        } else if (strcasecmp(ev->name, "keep-alive") == 0) {
+                const char *p = strcasestr(ev->value, "timeout=");
+                uint64_t v = 0;
+
+                /* Keep-Alive: timeout=5, max=100 (RFC 2068 19.7.1.1): how long it idles. */
+                if (p) {
+                        for (p += 8; *p >= '0' && *p <= '9'; p++)
+                                if (v <= RETRY_AFTER_MAX_S)
+                                        v = v * 10 + (uint64_t) (*p - '0');
+                        h->keep_alive_ms = MIN(v, (uint64_t) RETRY_AFTER_MAX_S) * 1000;
+                }
         }
         store_response_metadata(s, ev);
 }
@@ -640,11 +743,10 @@ SsResult h1_client_on_readable(SsStream *s)
                         return SS_OK;
                 }
                 n = ops->transport_read(s->transport, h->in, sizeof(h->in));
-
                 if (n == -EAGAIN)
                         return SS_OK;
                 if (n < 0)
-                        return ss_stream_transaction_done(s, true, 0);
+                        return connection_broke(s, h);
                 if (n == 0) {
                         Http1Event ev;
                         bool done = false;
@@ -653,9 +755,10 @@ SsResult h1_client_on_readable(SsStream *s)
                         if (k == 1)
                                 return handle_event(s, h, &ev, &done);
                         /* Cut short, or closed before any response: retry the transaction. */
-                        return ss_stream_transaction_done(s, true, 0);
+                        return connection_broke(s, h);
                 }
 
+                h->got_response = true;
                 ss_stream_note_alive(s);
                 for (;;) {
                         Http1Event ev;
@@ -670,6 +773,10 @@ SsResult h1_client_on_readable(SsStream *s)
                                 return ss_stream_transaction_done(s, true, 0);
                         if (k == 0)
                                 break;
+                        /* Nothing may follow the response on a connection to keep. */
+                        if (ev.type == HTTP1_EVENT_MESSAGE_COMPLETE)
+                                h->reusable =
+                                    off == (size_t) n && response_leaves_connection_clean(h);
                         r = handle_event(s, h, &ev, &done);
                         if (r != SS_OK || done)
                                 return r;

@@ -27,6 +27,8 @@ typedef struct SsTransportOps {
         ssize_t (*transport_read)(Transport *t, void *buf, size_t size);
         ssize_t (*transport_write)(Transport *t, const void *buf, size_t size);
         void (*transport_want_write)(Transport *t, bool want);
+        void (*transport_set_handlers)(Transport *t, const TransportHandlers *handlers,
+                                       void *userdata);
         int (*tls_context_new)(TlsContext **ret, const TlsCertificate *certs, size_t n_certs);
         TlsContext *(*tls_context_unref)(TlsContext *c);
         /* May be NULL (test doubles without backpressure). */
@@ -45,9 +47,24 @@ typedef struct SsTlsEntry {
         char *name; /* trust store name; "" for the system store */
         TlsContext *tls;
         unsigned users;
+        bool stale; /* built from a replaced policy: kept for its users, never handed out */
 } SsTlsEntry;
 
-        bool stale; /* built from a replaced policy: kept for its users, never handed out */
+/*
+ * Where an idle connection goes: what a new connection to the same server
+ * would be opened with. The trust store entry is compared by identity (one
+ * entry per name while it has users); NULL for plain and unix connections.
+ */
+typedef struct SsPoolKey {
+        const char *host; /* name or address; the path for unix sockets */
+        uint16_t port;
+        bool tls;
+        bool unix_socket;
+        const SsTlsEntry *tls_entry;
+} SsPoolKey;
+
+typedef struct SsIdleConnection SsIdleConnection;
+
 struct SsContext {
         sd_event *event;
         Scheduler *scheduler;
@@ -64,6 +81,13 @@ struct SsContext {
         SsIllegalTransitionHook illegal_hook;
         void *illegal_userdata;
         unsigned n_illegal;
+
+        /* Idle keep-alive connections, least recently parked first (stream-pool.c). */
+        SsIdleConnection *idle_head, *idle_tail;
+        size_t n_idle;
+        unsigned pool_per_server;
+        unsigned pool_total;
+        uint32_t pool_idle_ms;
 };
 
 struct SsStream {
@@ -105,7 +129,7 @@ struct SsStream {
 
         Transport *transport;
         H1Client *h1;
-        bool redirecting; /* a new transport for a redirect: no state changes */
+        bool redirecting; /* a replacement transport (redirect, dead reused one): no states */
         bool rx_paused;   /* ss_stream_pause_rx(): the protocol stops reading */
 };
 
@@ -123,8 +147,11 @@ void ss_stream_reset_retry(SsStream *s);
  * min_delay_ms, for Retry-After).
  */
 SsResult ss_stream_transaction_done(SsStream *s, bool failed, uint64_t min_delay_ms);
-/* Replace the transport to follow a redirect (no state changes). */
-int ss_stream_redirect(SsStream *s, const char *host, uint16_t port, bool tls);
+/*
+ * Replace the transport, without state changes: to follow a redirect, or to
+ * repeat a request whose reused connection turned out dead.
+ */
+int ss_stream_replace_transport(SsStream *s, const char *host, uint16_t port, bool tls);
 
 /* Metadata lookup for strexp (userdata: the stream). */
 int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret_value);
@@ -136,6 +163,21 @@ unsigned ss_retry_conceal(const PolicyRetry *retry);
 /* Whether the retry / validity timers of a streamtype go on the wake list. */
 TimerList ss_stream_timer_list(const SsStream *s);
 
+/*
+ * The idle connection pool (stream-pool.c). A parked transport has finished a
+ * response and has nothing in flight; the pool watches it and closes it when
+ * the server closes it, when it sends anything, after its idle time, or when
+ * the bounds of the pool need its place.
+ */
+/* Parks t (ownership passes to the pool, which may close it at once). */
+void ss_pool_put(SsContext *c, const SsPoolKey *key, Transport *t, uint64_t idle_ms);
+/* A live idle transport for key, most recently parked first (ownership to the caller). */
+Transport *ss_pool_take(SsContext *c, const SsPoolKey *key);
+/* Close the idle connections of one server / of one trust store / all of them. */
+void ss_pool_drop_key(SsContext *c, const SsPoolKey *key);
+void ss_pool_drop_tls_entry(SsContext *c, const SsTlsEntry *e);
+void ss_pool_drop_all(SsContext *c);
+
 /* h1 (h1-client.c). */
 /* The request goes to host (the expanded endpoint), port and tls of the streamtype. */
 int h1_client_new(H1Client **ret, SsStream *s, const char *host);
@@ -146,6 +188,13 @@ SsResult h1_client_on_readable(SsStream *s);
 SsResult h1_client_on_writable(SsStream *s);
 /* request_tx while connected. */
 void h1_client_request_tx(SsStream *s);
+/* The transport came from the pool: a dead one may be replaced once (GET, HEAD). */
+void h1_client_set_reused(H1Client *h);
+/*
+ * After a complete response: whether the connection may carry another request,
+ * with its pool key (pointing into h) and how long it may stay idle.
+ */
+bool h1_client_is_reusable(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_ms);
 
 /* Tests: replace the connection layer and the jitter source. */
 void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops);

@@ -4,7 +4,7 @@
  * credential cache), stream lifetime, state delivery against the transition
  * table, connection attempts through the transport, retry and backoff,
  * timeouts and validity. Protocols (h1-client.c) plug in at the transport
- * handlers below.
+ * handlers below; idle keep-alive connections wait in stream-pool.c.
  *
  * Control flow: user callbacks run only from event-loop entry points (the
  * timer and transport handlers here) and from ss_stream_new() / ss_stream_free().
@@ -109,6 +109,7 @@ static const SsTransportOps transport_ops_real = {
     .transport_read = transport_read,
     .transport_write = transport_write,
     .transport_want_write = transport_want_write,
+    .transport_set_handlers = transport_set_handlers,
     .tls_context_new = tls_context_new,
     .tls_context_unref = tls_context_unref,
     .transport_pause_read = transport_pause_read,
@@ -148,6 +149,9 @@ int ss_context_new(SsContext **ret, sd_event *event, Policy *policy)
             sizeof(c->random_state))
                 c->random_state = now_usec(CLOCK_MONOTONIC);
         c->random_state |= 1;
+        c->pool_per_server = SS_POOL_PER_SERVER;
+        c->pool_total = SS_POOL_TOTAL;
+        c->pool_idle_ms = SS_POOL_IDLE_MS;
 
         r = scheduler_new(&c->scheduler, event);
         if (r < 0)
@@ -171,27 +175,23 @@ SsContext *ss_context_free(SsContext *c)
                 return NULL;
         while (c->streams)
                 (void) ss_stream_free(c->streams);
+        ss_pool_drop_all(c);
         assert(!c->tls_entries);
         resolver_free(c->resolver);
         scheduler_free(c->scheduler);
         sd_event_unref(c->event);
+        policy_unref(c->policy);
         return mfree(c);
 }
 
 Scheduler *ss_context_get_scheduler(SsContext *c)
 {
-        policy_unref(c->policy);
         return c->scheduler;
 }
 
 const Policy *ss_context_get_policy(SsContext *c)
 {
         return c->policy;
-}
-
-size_t ss_context_n_streams(SsContext *c)
-{
-        return c->n_streams;
 }
 
 void ss_context_set_policy(SsContext *c, Policy *policy)
@@ -210,6 +210,11 @@ void ss_context_set_policy(SsContext *c, Policy *policy)
                 e->stale = true;
         policy_unref(c->policy);
         c->policy = policy_ref(policy);
+}
+
+size_t ss_context_n_streams(SsContext *c)
+{
+        return c->n_streams;
 }
 
 unsigned ss_context_n_tls_contexts(SsContext *c)
@@ -366,6 +371,8 @@ static void tls_entry_release(SsContext *c, SsTlsEntry *e)
         assert(e->users > 0);
         if (--e->users > 0)
                 return;
+        /* Idle connections hold the credentials too: they go with the last stream. */
+        ss_pool_drop_tls_entry(c, e);
         for (SsTlsEntry **p = &c->tls_entries; *p; p = &(*p)->next)
                 if (*p == e) {
                         *p = e->next;
@@ -464,6 +471,14 @@ TimerList ss_stream_timer_list(const SsStream *s)
 
 static void stream_close_transport(SsStream *s)
 {
+        SsPoolKey key;
+        uint64_t idle_ms;
+
+        /* A connection that ended its response cleanly waits for the next request. */
+        if (s->transport && s->h1 && h1_client_is_reusable(s, &key, &idle_ms)) {
+                ss_pool_put(s->context, &key, s->transport, idle_ms);
+                s->transport = NULL;
+        }
         s->h1 = h1_client_free(s->h1);
         if (s->transport)
                 s->transport = s->context->ops->transport_free(s->transport);
@@ -482,7 +497,13 @@ static void stream_cancel_policy_timeout(SsStream *s)
 static void stream_defer_connect(SsStream *s)
 {
         s->connect_wanted = true;
-        (void) scheduler_schedule_in(s->context->scheduler, &s->work_timer, TIMER_LIST_NORMAL, 0);
+        /*
+         * Deadline 0, not "now": a deadline that is already older than the time
+         * source's accuracy fires at the next loop iteration, while "now" lets
+         * sd-event coalesce it up to SCHEDULER_ACCURACY_USEC later (a
+         * millisecond on every request).
+         */
+        (void) scheduler_schedule_at(s->context->scheduler, &s->work_timer, TIMER_LIST_NORMAL, 0);
 }
 
 /* Retry after a failure, or give up (ALL_RETRIES_FAILED) once conceal is used up. */
@@ -636,9 +657,23 @@ int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret
         return -ENOENT;
 }
 
+/* The stream has a connection (new, or from the pool): CONNECTED, then the request. */
+static SsResult stream_connected(SsStream *s)
+{
+        SsResult r;
+
+        s->phase = SS_PHASE_CONNECTED;
+        ss_stream_note_alive(s);
+        r = ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
+        if (r == SS_OK)
+                r = h1_client_start(s);
+        return r;
+}
+
 static SsResult stream_connect(SsStream *s)
 {
         _cleanup_free_ char *host = NULL;
+        Transport *idle;
         SsResult r;
         int k;
 
@@ -670,14 +705,30 @@ static SsResult stream_connect(SsStream *s)
                 return stream_connect_failed(s, SS_ACK_CONFIG);
 
         k = h1_client_new(&s->h1, s, host);
-        if (k >= 0)
-                k = stream_open_transport(s, host, s->st->port, s->st->tls);
+        if (k < 0)
+                return stream_connect_failed(s, SS_ACK_CONFIG);
+
+        idle = ss_pool_take(s->context, &(SsPoolKey){
+                                            .host = host,
+                                            .port = s->st->port,
+                                            .tls = s->st->tls,
+                                            .unix_socket = s->st->unix_socket,
+                                            .tls_entry = s->tls,
+                                        });
+        if (idle) {
+                s->transport = idle;
+                s->context->ops->transport_set_handlers(idle, &transport_handlers, s);
+                h1_client_set_reused(s->h1);
+                return stream_connected(s);
+        }
+
+        k = stream_open_transport(s, host, s->st->port, s->st->tls);
         if (k < 0)
                 return stream_connect_failed(s, SS_ACK_CONFIG);
         return SS_OK;
 }
 
-int ss_stream_redirect(SsStream *s, const char *host, uint16_t port, bool tls)
+int ss_stream_replace_transport(SsStream *s, const char *host, uint16_t port, bool tls)
 {
         if (s->transport)
                 s->transport = s->context->ops->transport_free(s->transport);
@@ -744,7 +795,6 @@ void ss_stream_test_dispatch(SsStream *s, SsResult r)
 static void on_transport_connected(Transport *t, void *userdata)
 {
         SsStream *s = userdata;
-        SsResult r;
 
         if (s->redirecting) {
                 s->redirecting = false;
@@ -752,13 +802,7 @@ static void on_transport_connected(Transport *t, void *userdata)
                 stream_dispatch(s, h1_client_start(s));
                 return;
         }
-
-        s->phase = SS_PHASE_CONNECTED;
-        ss_stream_note_alive(s);
-        r = ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
-        if (r == SS_OK)
-                r = h1_client_start(s);
-        stream_dispatch(s, r);
+        stream_dispatch(s, stream_connected(s));
 }
 
 static void on_transport_readable(Transport *t, void *userdata)
@@ -871,6 +915,7 @@ static void stream_destroy(SsStream *s)
                 free(s->metadata[i]);
         free(s->metadata);
         free(s->metadata_len);
+        policy_unref(s->policy); /* s->st and s->retry point into it */
         free(s);
 }
 
@@ -915,7 +960,6 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         s->retry = policy_streamtype_retry(c->policy, st);
         s->userdata = userdata;
         if (handlers) {
-        policy_unref(s->policy); /* s->st and s->retry point into it */
                 s->rx = handlers->rx;
                 s->tx = handlers->tx;
                 s->state_cb = handlers->state;
@@ -946,6 +990,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                 }
         }
 
+        s->policy = policy_ref(c->policy);
         s->next = c->streams;
         if (c->streams)
                 c->streams->prev = s;
@@ -990,7 +1035,6 @@ int ss_stream_request_tx_len(SsStream *s, uint64_t len)
         assert(s);
         if (s->freeing)
                 return -ESTALE;
-        s->policy = policy_ref(c->policy);
         s->has_tx_len = true;
         s->tx_len = len;
         return ss_stream_request_tx(s);

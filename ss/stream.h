@@ -40,7 +40,7 @@
  * reconnect by themselves; others reconnect after a drop only when the drop
  * interrupted a transaction or ss_stream_request_tx() asked for another one.
  *
- * HTTP/1.1 (protocol h1): one transaction per connection. The request is
+ * HTTP/1.1 (protocol h1): one transaction per stream connection. The request is
  * http_method (GET by default) on "/" + http_url, both endpoint and url
  * ${metadata}-expanded; metadata entries with a header name are sent as
  * request headers when they have a value, and response headers with such a
@@ -60,6 +60,26 @@
  * Validity: svalidhup hangs up a connection that received nothing for that
  * many seconds; svalidping is a no-op for h1 (there is no h1 ping: the
  * response itself is the proof of life).
+ *
+ * Keep-alive (h1): below the streams, the context keeps idle connections for
+ * reuse. When a response ended cleanly (complete, framed by Content-Length or
+ * chunked or empty by its status, not close-delimited, no "Connection: close",
+ * the request fully sent, no byte after the response) the connection is
+ * parked instead of closed, keyed by host, port, tls, trust store and unix
+ * path; the next connection of any stream to the same key takes it. The
+ * stream's states do not change: on a reused connection it still gets
+ * CONNECTING and then CONNECTED (both from the same event-loop callback, no
+ * connect in between), and DISCONNECTED after its transaction, so the
+ * transition table and the "CONNECTED before DISCONNECTED" rule hold as with a
+ * new connection. A reused connection that turns out dead (EOF or reset before
+ * any byte of the response) is replaced once by a new connection, without
+ * state changes, when the method is GET or HEAD; a request with a body is
+ * never repeated (the usual failure and retry apply). Bounds:
+ * SS_POOL_PER_SERVER idle connections per key, SS_POOL_TOTAL in all (the least
+ * recently parked is closed first), each idle for at most SS_POOL_IDLE_MS (or
+ * a second less than the server's "Keep-Alive: timeout=N"). Idle connections
+ * of a trust store are closed when its last stream goes. Redirects always
+ * open a new connection.
  */
 #pragma once
 
@@ -133,6 +153,9 @@ enum {
 #define SS_H1_REDIRECTS_MAX   4u     /* redirect hops followed per transaction */
 #define SS_RX_CHUNK           16384u /* most bytes handed to rx at once */
 #define SS_TX_CHUNK           16384u /* buffer size offered to tx */
+#define SS_POOL_PER_SERVER    32u    /* idle keep-alive connections per server (default) */
+#define SS_POOL_TOTAL         64u    /* idle keep-alive connections in all (default) */
+#define SS_POOL_IDLE_MS       30000u /* longest idle time of a kept connection (default) */
 
 /* flags: SS_FLAG_*. */
 typedef SsResult (*SsRxCallback)(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
@@ -161,9 +184,30 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SsContext *, ss_context_free);
 
 Scheduler *ss_context_get_scheduler(SsContext *c);
 const Policy *ss_context_get_policy(SsContext *c);
+/*
+ * Policy reload: new streams are created under policy (the context takes a
+ * reference and drops the one on the old policy). Running streams are never
+ * touched: each holds a reference to the policy it was created under and keeps
+ * using it (endpoint, retry, timeouts, metadata, trust store) until it is
+ * freed. Trust-store credentials built from the old policy stay alive while
+ * streams use them but are no longer handed out: new streams build theirs
+ * from the new policy.
+ */
+void ss_context_set_policy(SsContext *c, Policy *policy);
 size_t ss_context_n_streams(SsContext *c);
 /* Trust-store credential sets alive in this context (the system store counts as one). */
 unsigned ss_context_n_tls_contexts(SsContext *c);
+
+/*
+ * Keep-alive bounds (defaults above); per_server or total 0 turns reuse off.
+ * Closes what is idle now.
+ */
+void ss_context_set_connection_pool(SsContext *c, unsigned per_server, unsigned total,
+                                    uint32_t idle_ms);
+/* Idle keep-alive connections held now. */
+size_t ss_context_n_idle_connections(SsContext *c);
+/* Closes every idle connection (after a network change or a resume, say). */
+void ss_context_drop_idle_connections(SsContext *c);
 
 /*
  * Illegal transitions: each is counted. With a hook, the hook is called instead
@@ -184,16 +228,6 @@ unsigned ss_context_get_illegal_transitions(SsContext *c);
  */
 int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                   const SsStreamHandlers *handlers, void *userdata);
-/*
- * Policy reload: new streams are created under policy (the context takes a
- * reference and drops the one on the old policy). Running streams are never
- * touched: each holds a reference to the policy it was created under and keeps
- * using it (endpoint, retry, timeouts, metadata, trust store) until it is
- * freed. Trust-store credentials built from the old policy stay alive while
- * streams use them but are no longer handed out: new streams build theirs
- * from the new policy.
- */
-void ss_context_set_policy(SsContext *c, Policy *policy);
 /*
  * Destroys the stream: DISCONNECTED if it was connected, then DESTROYING (what
  * those callbacks return is ignored), then frees it. From inside one of the

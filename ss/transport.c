@@ -1068,6 +1068,17 @@ void transport_want_write(Transport *t, bool want)
         transport_update_io(t);
 }
 
+void transport_set_handlers(Transport *t, const TransportHandlers *handlers, void *userdata)
+{
+        if (!t || !handlers)
+                return;
+        t->handlers = *handlers;
+        t->userdata = userdata;
+        t->want_write = false;
+        transport_update_io(t);
+        transport_schedule_pending(t);
+}
+
 void transport_pause_read(Transport *t, bool pause)
 {
         if (!t || t->read_paused == pause)

@@ -95,6 +95,12 @@ ssize_t transport_write(Transport *t, const void *buf, size_t size);
  * One request, one callback: ask again from writable() for another.
  */
 void transport_want_write(Transport *t, bool want);
+/*
+ * Hand a connected transport to another owner (a connection pool parking it,
+ * a stream taking it back): later events go to the new handlers. Safe from
+ * inside a handler; a pending write request is dropped.
+ */
+void transport_set_handlers(Transport *t, const TransportHandlers *handlers, void *userdata);
 /* Stop reading (backpressure) until re-enabled. */
 void transport_pause_read(Transport *t, bool pause);
 /* The ALPN protocol the server chose ("h2", "http/1.1"), or NULL. */

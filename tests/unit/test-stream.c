@@ -5,8 +5,9 @@
  * writes and plays back what a server would answer). Checks the states in
  * order, the bytes of requests, retry delays, the synthesised cleanup states,
  * every callback return code from every callback kind, the trust-store cache
- * and the illegal-transition hook. The same code against real peers is in
- * tests/integration/test-ss-h1.c.
+ * and the illegal-transition hook; then the keep-alive pool (reuse, what is
+ * not reused, idle timeout, bounds, dead connections). The same code against
+ * real peers is in tests/integration/test-ss-h1.c and test-ss-h1-reuse.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ typedef struct Fake {
         bool eof;
         bool want_write;
         size_t write_limit; /* 0: unlimited; else bytes accepted per write */
+        int write_errno;    /* writes fail with it (a reset connection) */
 } Fake;
 
 static Fake *fake;         /* the live one, NULL when freed */
@@ -121,6 +123,8 @@ static ssize_t fake_write(Transport *t, const void *buf, size_t size)
         Fake *f = (Fake *) t;
         size_t n = MIN(size, sizeof(f->written) - f->written_len);
 
+        if (f->write_errno)
+                return -f->write_errno;
         if (f->write_limit)
                 n = MIN(n, f->write_limit);
         if (n == 0)
@@ -133,6 +137,15 @@ static ssize_t fake_write(Transport *t, const void *buf, size_t size)
 static void fake_want_write(Transport *t, bool want)
 {
         ((Fake *) t)->want_write = want;
+}
+
+static void fake_set_handlers(Transport *t, const TransportHandlers *handlers, void *userdata)
+{
+        Fake *f = (Fake *) t;
+
+        f->handlers = *handlers;
+        f->userdata = userdata;
+        f->want_write = false;
 }
 
 typedef struct FakeTls {
@@ -171,6 +184,7 @@ static const SsTransportOps fake_ops = {
     .transport_read = fake_read,
     .transport_write = fake_write,
     .transport_want_write = fake_want_write,
+    .transport_set_handlers = fake_set_handlers,
     .tls_context_new = fake_tls_new,
     .tls_context_unref = fake_tls_unref,
 };
@@ -1139,6 +1153,344 @@ static void test_free_from_other_callbacks(void)
         is_str(r.states, "CREATING DESTROYING", "NULL keeps the handlers");
 }
 
+/* ---- keep-alive ------------------------------------------------------------------------ */
+
+static const char ok_2[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* One GET on s (connecting it), answered with response; the fake it ran on. */
+static Fake *pool_get(SsStream *s, const char *response)
+{
+        Fake *f;
+        unsigned created = n_created;
+
+        ss_stream_request_tx(s);
+        advance(0);
+        f = fake;
+        if (n_created > created)
+                fake_connected();
+        if (response)
+                fake_respond(response, false);
+        return f;
+}
+
+static void test_pool_reuse(void)
+{
+        Rec r, r2;
+        SsStream *s, *s2, *other;
+        Fake *f;
+
+        ss_context_set_connection_pool(ctx, 2, 3, 30000);
+        n_created = 0;
+        rec_reset(&r);
+        s = open_stream("get", &r);
+        ss_stream_set_metadata(s, "id", "1", 1);
+        f = pool_get(s, ok_2);
+        is_str(r.states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED",
+               "keep-alive: the stream's states are those of a closed connection");
+        is_int(n_live, 1, "keep-alive: the connection stays open");
+        is_int(ss_context_n_idle_connections(ctx), 1, "keep-alive: it is idle in the pool");
+
+        /* The next transaction of the same stream: no connect, no new transport. */
+        ss_stream_set_metadata(s, "id", "2", 1);
+        ss_stream_request_tx(s);
+        is_str(r.states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED",
+               "reuse: nothing from inside request_tx");
+        advance(0);
+        is_int(n_created, 1, "reuse: no new connection");
+        is_str(r.states,
+               "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED CONNECTING CONNECTED",
+               "reuse: CONNECTING then CONNECTED, from the loop");
+        is_int(ss_context_n_idle_connections(ctx), 0, "reuse: taken out of the pool");
+        if (fake == f) {
+                f->written[f->written_len] = 0;
+                is_str(f->written,
+                       "GET /path/1 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"
+                       "GET /path/2 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+                       "reuse: the second request on the same connection, in one piece");
+        } else
+                ok(false, "reuse: the same transport");
+        fake_respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+                     false);
+        is_mem(r.body, r.body_len, "okhi", 4, "reuse: both bodies arrived");
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 2, "reuse: second ACK");
+        is_int(ss_context_n_idle_connections(ctx), 1, "chunked: parked again");
+
+        /* Another stream to the same server takes it; a different server does not. */
+        rec_reset(&r2);
+        s2 = open_stream("get", &r2);
+        pool_get(s2, ok_2);
+        is_int(n_created, 1, "another stream of the same server reuses it");
+        is_str(r2.states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED",
+               "and gets every state");
+        other = open_stream("noretry", &r2);
+        pool_get(other, ok_2);
+        is_int(n_created, 2, "another port: a connection of its own");
+        is_int(ss_context_n_idle_connections(ctx), 2, "both idle now");
+
+        ss_stream_free(s);
+        ss_stream_free(s2);
+        ss_stream_free(other);
+        is_int(ss_context_n_idle_connections(ctx), 2, "idle connections outlive plain streams");
+        ss_context_drop_idle_connections(ctx);
+        is_int(n_live, 0, "dropped on request");
+}
+
+/* A GET answered with response: whether the connection was kept. */
+static bool kept_after(const char *response, bool eof)
+{
+        Rec r;
+        SsStream *s;
+        bool kept;
+
+        rec_reset(&r);
+        s = open_stream("get", &r);
+        pool_get(s, NULL);
+        fake_respond(response, eof);
+        kept = ss_context_n_idle_connections(ctx) == 1;
+        if (r.count[SS_STATE_QOS_ACK_REMOTE] != 1)
+                tap_diag("no ACK for %s: %s", response, r.states);
+        ss_stream_free(s);
+        ss_context_drop_idle_connections(ctx);
+        return kept;
+}
+
+static void test_pool_not_reused(void)
+{
+        Rec r;
+        SsStream *s;
+
+        ok(kept_after("HTTP/1.1 204 No Content\r\n\r\n", false), "204: kept");
+        ok(!kept_after("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                       false),
+           "Connection: close: not kept");
+        ok(!kept_after("HTTP/1.1 200 OK\r\n\r\nuntil close", true), "close-delimited: not kept");
+        ok(!kept_after("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+           "HTTP/1.0 without keep-alive: not kept");
+        ok(kept_after("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+                      false),
+           "HTTP/1.0 with keep-alive: kept");
+        ok(!kept_after("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1", false),
+           "bytes after the response: not kept");
+        ok(!kept_after("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok",
+                       false),
+           "Keep-Alive: timeout=1: not kept (no time to use it)");
+        is_int(n_live, 0, "none of them left open");
+
+        /* Incomplete: destroyed in the middle of the body. */
+        rec_reset(&r);
+        s = open_stream("get", &r);
+        pool_get(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf");
+        ss_stream_free(s);
+        is_int(ss_context_n_idle_connections(ctx), 0, "incomplete response: not kept");
+        is_int(n_live, 0, "incomplete response: closed");
+
+        /* The request body was not all sent (the server answered early). */
+        rec_reset(&r);
+        r.tx_data = "hello world";
+        r.on_tx = SS_TX_DONT_SEND;
+        s = open_stream("post", &r);
+        ss_stream_request_tx_len(s, 11);
+        advance(0);
+        fake_connected();
+        fake_respond("HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", false);
+        is_int(r.count[SS_STATE_QOS_NACK_REMOTE], 1, "early answer: NACK");
+        is_int(ss_context_n_idle_connections(ctx), 0, "request body unsent: not kept");
+        ss_stream_free(s);
+        is_int(n_live, 0, "and closed");
+}
+
+static void test_pool_idle(void)
+{
+        Rec r;
+        SsStream *s;
+
+        ss_context_set_connection_pool(ctx, 2, 3, 30000);
+        n_created = 0;
+        rec_reset(&r);
+        s = open_stream("get", &r);
+        pool_get(s, ok_2);
+        advance(29999);
+        is_int(ss_context_n_idle_connections(ctx), 1, "idle: kept for 30 s");
+        advance(2);
+        is_int(ss_context_n_idle_connections(ctx), 0, "idle: closed after 30 s");
+        is_int(n_live, 0, "idle timeout: the transport is gone");
+
+        pool_get(s, "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 2\r\n\r\n"
+                    "ok");
+        advance(3999);
+        is_int(ss_context_n_idle_connections(ctx), 1, "Keep-Alive: timeout=5: kept 4 s");
+        advance(2);
+        is_int(ss_context_n_idle_connections(ctx), 0, "and closed then");
+
+        pool_get(s, ok_2);
+        fake_respond("", true);
+        is_int(ss_context_n_idle_connections(ctx), 0, "closed by the server: dropped at once");
+        is_int(n_live, 0, "closed by the server: transport gone");
+
+        pool_get(s, ok_2);
+        fake_respond("HTTP/1.1 408 Request Timeout\r\n\r\n", false);
+        is_int(n_live, 0, "bytes from an idle connection: dropped");
+
+        /* Closed by the server, and the loop has not said so yet: found when taken. */
+        pool_get(s, ok_2);
+        if (fake)
+                fake->eof = true;
+        pool_get(s, NULL);
+        is_int(n_created, 6, "a connection found closed when taken is not used");
+        fake_respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 6, "every transaction acked");
+        ss_stream_free(s);
+        ss_context_drop_idle_connections(ctx);
+        is_int(n_live, 0, "nothing left");
+}
+
+static void test_pool_bounds(void)
+{
+        Rec r[5];
+        SsStream *s[5];
+        const char *types[5] = {"get", "get", "get", "noretry", "noretry"};
+
+        ss_context_set_connection_pool(ctx, 2, 3, 30000);
+        n_created = 0;
+        /* Five transactions at once, five connections: then three servers' worth to park. */
+        for (unsigned i = 0; i < 5; i++) {
+                rec_reset(&r[i]);
+                s[i] = open_stream(types[i], &r[i]);
+                ss_stream_request_tx(s[i]);
+        }
+        advance(0);
+        is_int(n_created, 5, "five connections at once");
+        is_int(n_live, 5, "five open");
+        for (unsigned i = 0; i < 5; i++) {
+                Fake *f = (Fake *) s[i]->transport;
+
+                if (!f)
+                        continue;
+                f->handlers.connected((Transport *) f, f->userdata);
+                f = (Fake *) s[i]->transport;
+                if (!f)
+                        continue;
+                memcpy(f->in, ok_2, strlen(ok_2));
+                f->in_len = strlen(ok_2);
+                f->handlers.readable((Transport *) f, f->userdata);
+                if (i == 2)
+                        is_int(ss_context_n_idle_connections(ctx), 2, "at most 2 idle per server");
+        }
+        is_int(ss_context_n_idle_connections(ctx), 3, "at most 3 idle in all");
+        is_int(n_live, 3, "the others closed");
+        for (unsigned i = 0; i < 5; i++)
+                ss_stream_free(s[i]);
+        ss_context_drop_idle_connections(ctx);
+
+        ss_context_set_connection_pool(ctx, 0, 0, 0);
+        rec_reset(&r[0]);
+        s[0] = open_stream("get", &r[0]);
+        pool_get(s[0], ok_2);
+        is_int(n_live, 0, "pool off: closed after the response");
+        ss_stream_free(s[0]);
+}
+
+static void test_pool_dead(void)
+{
+        Rec r;
+        SsStream *s;
+
+        ss_context_set_connection_pool(ctx, 2, 3, 30000);
+        n_created = 0;
+        rec_reset(&r);
+        s = open_stream("get", &r);
+        pool_get(s, ok_2);
+
+        /* Reused, then EOF before any byte of the response: sent again on a new connection. */
+        pool_get(s, NULL);
+        is_int(n_created, 1, "dead: it was reused");
+        fake_respond("", true);
+        is_int(n_created, 2, "dead GET: a new connection at once");
+        is_int(n_live, 1, "the dead one closed");
+        fake_connected();
+        if (fake) {
+                fake->written[fake->written_len] = 0;
+                is_str(fake->written, "GET /path/ HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+                       "dead GET: the request again");
+        }
+        fake_respond(ok_2, false);
+        is_str(r.states,
+               "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED CONNECTING CONNECTED "
+               "QOS_ACK_REMOTE DISCONNECTED",
+               "dead GET: invisible to the stream");
+
+        /* Reset while writing the request: the same. */
+        rec_reset(&r);
+        r.s = s;
+        if (fake)
+                fake->write_errno = EPIPE;
+        pool_get(s, NULL);
+        is_int(n_created, 3, "write failed on a reused connection: a new one");
+        fake_respond(ok_2, false);
+        is_str(r.states, "CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED",
+               "write failure: invisible too");
+
+        /* Only once: the new connection dying too is an ordinary failure. */
+        rec_reset(&r);
+        r.s = s;
+        pool_get(s, NULL);
+        fake_respond("", true);
+        is_int(n_created, 4, "dead again: one new connection");
+        fake_connected();
+        fake_respond("", true);
+        is_int(n_created, 4, "no second repeat");
+        is_str(r.states, "CONNECTING CONNECTED DISCONNECTED", "the failure shows");
+        advance(100);
+        is_int(n_created, 5, "and the retry follows the backoff table");
+        fake_connected();
+        fake_respond(ok_2, false);
+        ss_stream_free(s);
+        ss_context_drop_idle_connections(ctx);
+
+        /* A request with a body is never repeated. */
+        rec_reset(&r);
+        r.tx_data = "hello world";
+        s = open_stream("post", &r);
+        ss_stream_request_tx_len(s, 11);
+        advance(0);
+        fake_connected();
+        fake_respond("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", false);
+        is_int(ss_context_n_idle_connections(ctx), 1, "POST: parked");
+        n_created = 0;
+        r.tx_off = 0;
+        ss_stream_request_tx_len(s, 11);
+        advance(0);
+        is_int(n_created, 0, "POST: reused");
+        fake_respond("", true);
+        is_int(n_created, 0, "dead POST: not sent again");
+        ok(strstr(r.states, "QOS_ACK_REMOTE DISCONNECTED CONNECTING CONNECTED DISCONNECTED") !=
+               NULL,
+           "dead POST: a failed transaction (%s)", r.states);
+        advance(100);
+        is_int(n_created, 1, "dead POST: the stream's retry, after the backoff delay");
+        ss_stream_free(s);
+        ss_context_drop_idle_connections(ctx);
+        is_int(n_live, 0, "nothing left");
+}
+
+static void test_pool_trust_store(void)
+{
+        Rec r;
+        SsStream *s;
+
+        ss_context_set_connection_pool(ctx, 2, 3, 30000);
+        rec_reset(&r);
+        s = open_stream("tls1", &r);
+        pool_get(s, ok_2);
+        is_int(ss_context_n_idle_connections(ctx), 1, "TLS: parked");
+        ss_stream_free(s);
+        is_int(ss_context_n_idle_connections(ctx), 0,
+               "closed with the last stream of its trust store");
+        is_int(n_tls_live, 0, "credentials gone with it");
+        is_int(n_live, 0, "transport gone");
+        ss_context_set_connection_pool(ctx, 0, 0, 0);
+}
+
 int main(void)
 {
         _cleanup_(policy_freep) Policy *policy = NULL;
@@ -1155,6 +1507,8 @@ int main(void)
         }
         ss_context_set_transport_ops(ctx, &fake_ops);
         scheduler_set_clock(ss_context_get_scheduler(ctx), fake_clock, NULL);
+        /* The state machine tests count connections: one per transaction, as without keep-alive. */
+        ss_context_set_connection_pool(ctx, 0, 0, 0);
 
         test_table();
         test_create_destroy();
@@ -1171,6 +1525,12 @@ int main(void)
         test_illegal();
         test_trust_stores();
         test_free_from_other_callbacks();
+        test_pool_reuse();
+        test_pool_not_reused();
+        test_pool_idle();
+        test_pool_bounds();
+        test_pool_dead();
+        test_pool_trust_store();
 
         ctx = ss_context_free(ctx);
         is_int(n_live, 0, "no transport leaked");
