@@ -98,6 +98,7 @@ struct SsStream {
         const PolicyStreamtype *st; /* in policy */
         const PolicyRetry *retry;   /* NULL: the built-in default */
         SsTlsEntry *tls;            /* held while the stream lives (tls streamtypes) */
+        int family;                 /* AF_UNSPEC, or the only family to connect over */
 
         SsRxCallback rx;
         SsTxCallback tx;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "stream-internal.h"
@@ -638,6 +639,7 @@ static int stream_open_transport(SsStream *s, const char *host, uint16_t port, b
             .tls = tls,
             .tls_context = tls && s->tls ? s->tls->tls : NULL,
             .alpn = tls ? alpn_h1 : NULL,
+            .family = s->family,
         };
 
         assert(!s->transport);
@@ -708,7 +710,8 @@ static SsResult stream_connect(SsStream *s)
         if (k < 0)
                 return stream_connect_failed(s, SS_ACK_CONFIG);
 
-        idle = ss_pool_take(s->context, &(SsPoolKey){
+        /* A pinned family: an idle connection may be over the other one. */
+        idle = s->family != AF_UNSPEC ? NULL : ss_pool_take(s->context, &(SsPoolKey){
                                             .host = host,
                                             .port = s->st->port,
                                             .tls = s->st->tls,
@@ -1005,6 +1008,15 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         if (st->nailed_up && r != SS_DISCONNECT_ME)
                 stream_defer_connect(s);
         *ret = s;
+        return 0;
+}
+
+int ss_stream_set_address_family(SsStream *s, int family)
+{
+        assert(s);
+        if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+                return -EAFNOSUPPORT;
+        s->family = family;
         return 0;
 }
 

@@ -245,6 +245,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SsStream *, ss_stream_free);
 int ss_stream_request_tx(SsStream *s);
 /* Same, announcing the length of the payload to send (h1: Content-Length). */
 int ss_stream_request_tx_len(SsStream *s, uint64_t len);
+/*
+ * Connections of this stream use only addresses of family (AF_INET or
+ * AF_INET6; AF_UNSPEC, the default: both, IPv6 first), from the next
+ * connection attempt on: a name without an address of that family fails
+ * as DNS does (UNREACHABLE with SS_ACK_DNS). For probing one family's
+ * connectivity (captive portal detection). -EAFNOSUPPORT: another family.
+ */
+int ss_stream_set_address_family(SsStream *s, int family);
 /* Connects now (from the event loop) and resets the retry count; 0 if already connecting. */
 int ss_stream_client_connect(SsStream *s);
 

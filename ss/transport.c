@@ -83,6 +83,7 @@ struct Transport {
         char *host;
         char *server_name; /* TLS: what SNI announces (names only) and what is verified */
         uint16_t port;
+        int family; /* AF_UNSPEC, or the only family whose addresses are used */
         bool unix_socket;
         bool tls;
         uint64_t timeout_usec;
@@ -774,9 +775,9 @@ static void addresses_take(Transport *t, const struct addrinfo *list)
                 const struct addrinfo *picked = NULL;
                 bool want_v6 = t->n_addresses % 2 == 0;
 
-                while (v6 && v6->ai_family != AF_INET6)
+                while (v6 && (v6->ai_family != AF_INET6 || t->family == AF_INET))
                         v6 = v6->ai_next;
-                while (v4 && v4->ai_family != AF_INET)
+                while (v4 && (v4->ai_family != AF_INET || t->family == AF_INET6))
                         v4 = v4->ai_next;
                 if (!v6 && !v4)
                         break;
@@ -825,6 +826,7 @@ static int options_copy(Transport *t, const TransportOptions *o)
         t->port = o->port;
         t->unix_socket = o->unix_socket;
         t->tls = o->tls;
+        t->family = o->family;
         t->timeout_usec = o->timeout_usec > 0 ? o->timeout_usec : DEFAULT_TIMEOUT_USEC;
 
         if (o->tls) {

@@ -55,6 +55,8 @@ typedef struct TransportOptions {
         TlsContext *tls_context; /* NULL with tls: the system trust store */
         const char *const *alpn; /* NULL-terminated, e.g. {"h2", "http/1.1", NULL} */
         uint64_t timeout_usec;   /* for resolve + connect + handshake; 0: 10 s */
+        /* AF_INET or AF_INET6: use only addresses of that family; AF_UNSPEC (0): both. */
+        int family;
         /*
          * TLS: the name sent as SNI (names only, never an address) and checked
          * against the certificate; NULL: host. Required with unix_socket and tls.
