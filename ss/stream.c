@@ -711,13 +711,15 @@ static SsResult stream_connect(SsStream *s)
                 return stream_connect_failed(s, SS_ACK_CONFIG);
 
         /* A pinned family: an idle connection may be over the other one. */
-        idle = s->family != AF_UNSPEC ? NULL : ss_pool_take(s->context, &(SsPoolKey){
-                                            .host = host,
-                                            .port = s->st->port,
-                                            .tls = s->st->tls,
-                                            .unix_socket = s->st->unix_socket,
-                                            .tls_entry = s->tls,
-                                        });
+        idle = NULL;
+        if (s->family == AF_UNSPEC)
+                idle = ss_pool_take(s->context, &(SsPoolKey){
+                                                    .host = host,
+                                                    .port = s->st->port,
+                                                    .tls = s->st->tls,
+                                                    .unix_socket = s->st->unix_socket,
+                                                    .tls_entry = s->tls,
+                                                });
         if (idle) {
                 s->transport = idle;
                 s->context->ops->transport_set_handlers(idle, &transport_handlers, s);
