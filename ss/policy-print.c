@@ -224,6 +224,10 @@ static int streamtype_add_special(json_object *body, const PolicyStreamtype *st,
                            json_object_new_string(policy_protocol_to_string(st->protocol)));
         if (streq(k->name, "allow"))
                 return st->has_allow ? add(body, k->name, principals_to_json(&st->allow)) : 0;
+        if (streq(k->name, "cpd_ignore_link_kinds"))
+                return st->has_cpd_ignore_link_kinds
+                           ? add(body, k->name, principals_to_json(&st->cpd_ignore_link_kinds))
+                           : 0;
 
         if (streq(k->name, "metadata")) {
                 if (st->n_metadata == 0)

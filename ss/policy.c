@@ -180,6 +180,7 @@ PolicyStreamtype *policy_streamtype_free(PolicyStreamtype *st)
         free(st->metadata);
         free(st->http.resp_map);
         policy_principals_clear(&st->allow);
+        policy_principals_clear(&st->cpd_ignore_link_kinds);
         free(st->name);
         return mfree(st);
 }
@@ -1227,6 +1228,73 @@ static int parse_fetch_max_size(Parser *p, PolicyStreamtype *st, void *json)
         return parse_fetch_uint(p, st, json, 1, POLICY_FILE_MAX, &st->fetch_max_size);
 }
 
+/* The captive portal detection keys belong to the captive_portal_detect streamtype alone. */
+static bool cpd_key_applies(Parser *p, PolicyStreamtype *st, int *ret)
+{
+        if (streq(st->name, "captive_portal_detect"))
+                return true;
+        *ret = parser_error(p, "only the captive_portal_detect streamtype takes this key");
+        if (*ret > 0)
+                *ret = 0;
+        return false;
+}
+
+static int parse_cpd_uint(Parser *p, PolicyStreamtype *st, json_object *json, int64_t max,
+                          uint32_t *field)
+{
+        int64_t v;
+        int r;
+
+        if (!cpd_key_applies(p, st, &r))
+                return r;
+        r = get_int(p, json, 1, max, &v);
+        if (r <= 0)
+                return r;
+        *field = (uint32_t) v;
+        return 1;
+}
+
+static int parse_cpd_interval(Parser *p, PolicyStreamtype *st, void *json)
+{
+        return parse_cpd_uint(p, st, json, POLICY_CPD_INTERVAL_MAX, &st->cpd_interval_s);
+}
+
+static int parse_cpd_timeout(Parser *p, PolicyStreamtype *st, void *json)
+{
+        return parse_cpd_uint(p, st, json, POLICY_CPD_TIMEOUT_MAX, &st->cpd_timeout_s);
+}
+
+static int parse_cpd_link_kinds(Parser *p, PolicyStreamtype *st, void *json)
+{
+        PolicyPrincipals kinds = {};
+        int r;
+
+        if (!cpd_key_applies(p, st, &r))
+                return r;
+        r = check_array(p, json, POLICY_CPD_LINK_KINDS_MAX, "link kinds");
+        if (r <= 0)
+                return r;
+        for (size_t i = 0; i < json_object_array_length(json); i++) {
+                size_t saved = path_push_index(p, i);
+                const char *s;
+
+                r = get_string(p, json_object_array_get_idx(json, i), POLICY_CPD_LINK_KIND_MAX, &s);
+                if (r > 0 && !s[0])
+                        r = parser_error(p, "an empty link kind");
+                else if (r > 0)
+                        r = strv_push(&kinds.names, &kinds.n_names, strdup(s));
+                path_pop(p, saved);
+                if (r < 0) {
+                        policy_principals_clear(&kinds);
+                        return r;
+                }
+        }
+        policy_principals_clear(&st->cpd_ignore_link_kinds);
+        st->cpd_ignore_link_kinds = kinds;
+        st->has_cpd_ignore_link_kinds = true;
+        return 1;
+}
+
 static int parse_retry_ref(Parser *p, PolicyStreamtype *st, void *json)
 {
         int r = dup_string(p, json, POLICY_NAME_MAX, &st->retry);
@@ -1401,6 +1469,9 @@ const StreamtypeKey streamtype_keys[] = {
     IGNORED("client_buflen_rxflow_off_below", json_type_int),
     IGNORED("client_buflen_rxflow_on_above", json_type_int),
     STR("client_cert", GROUP_ANY, client_cert, parse_client_cert),
+    SPECIAL("cpd_ignore_link_kinds", GROUP_SET, parse_cpd_link_kinds),
+    UINT("cpd_interval_s", GROUP_SET, cpd_interval_s, POLICY_CPD_INTERVAL_MAX, parse_cpd_interval),
+    UINT("cpd_timeout_s", GROUP_SET, cpd_timeout_s, POLICY_CPD_TIMEOUT_MAX, parse_cpd_timeout),
     BOOL("direct_proto_str", GROUP_ANY, direct_proto_str),
     SPECIAL("endpoint", GROUP_ANY, parse_endpoint),
     UINT("fetch_policy_interval_s", GROUP_SET, fetch_interval_s, POLICY_FETCH_INTERVAL_MAX,

@@ -50,6 +50,10 @@
 #define POLICY_ERRORS_MAX          100u                 /* errors kept per source */
 #define POLICY_PROXY_BUFLEN_MAX    (4u * 1024u * 1024u) /* proxy_buflen */
 #define POLICY_FETCH_INTERVAL_MAX  604800u              /* fetch_policy_interval_s: a week */
+#define POLICY_CPD_INTERVAL_MAX    86400u /* cpd_interval_s: a day */
+#define POLICY_CPD_TIMEOUT_MAX     60u    /* cpd_timeout_s */
+#define POLICY_CPD_LINK_KINDS_MAX  16u    /* cpd_ignore_link_kinds entries */
+#define POLICY_CPD_LINK_KIND_MAX   31u    /* bytes of one link kind */
 
 /* The drop-in directories, in the order they are read (after the builtin). */
 #define POLICY_DIR_VENDOR  "/usr/lib/smdagent/policy.d"
@@ -145,6 +149,11 @@ typedef struct PolicyStreamtype {
         uint32_t proxy_buflen;     /* bytes the agent buffers per proxied stream; 0: the default */
         uint32_t fetch_interval_s; /* fetch_policy only: seconds between fetches, 0: none */
         uint32_t fetch_max_size;   /* fetch_policy only: largest body, 0: POLICY_FILE_MAX */
+        /* captive_portal_detect only; 0 or unset: the agent's defaults. */
+        uint32_t cpd_interval_s; /* between checks while OK; the backoff's cap */
+        uint32_t cpd_timeout_s;  /* bounds each check */
+        bool has_cpd_ignore_link_kinds;
+        PolicyPrincipals cpd_ignore_link_kinds; /* a list of link kinds (not principals) */
         bool server;
         bool allow_redirects;
         bool opportunistic;
