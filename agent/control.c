@@ -9,6 +9,8 @@
  *   {"cmd":"policy-show"}   the effective policy in normal form, with sources
  *   {"cmd":"policy-reload"} rebuild the policy from its files (privileged)
  *   {"cmd":"wake","in_ms":N} a one-shot wake-list timer (privileged; smdctl wake)
+ *   {"cmd":"captive-status"} the last captive portal verdict (cpd.c)
+ *   {"cmd":"captive-check"}  a check; answered when its verdict is in (privileged)
  *
  * Every answer has "ok"; failures carry "error" with a one-line reason.
  */
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cpd.h"
 #include "log.h"
 #include "machine.h"
 #include "manager.h"
@@ -406,6 +409,15 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                 control_policy_reload(m, c);
         else if (streq(name, "wake"))
                 control_wake(m, c, req);
+        else if (streq(name, "captive-status"))
+                cpd_control_status(m->cpd, c);
+        else if (streq(name, "captive-check")) {
+                if (!client_is_privileged(c))
+                        reply_error(c, "%s", "permission denied: captive-check needs root or "
+                                             "group smdagent");
+                else
+                        cpd_control_check(m->cpd, c, 0);
+        }
         else
                 reply_error(c, "unknown command \"%s\"", name);
 out:

@@ -60,6 +60,7 @@ struct Machine {
         unsigned next_wake_id;
         ResumeHook hooks[MACHINE_RESUME_HOOKS_MAX];
         size_t n_hooks;
+        ResumeHook network_hook;
         MachineStats stats;
 };
 
@@ -133,6 +134,27 @@ static void on_netlink_changed(void *userdata)
         (void) netstate_flush(mc->netstate, emit_network, mc);
         update_route(mc);
         machine_step(mc);
+        if (mc->network_hook.fn)
+                mc->network_hook.fn(mc->network_hook.userdata);
+}
+
+int machine_set_network_hook(Machine *mc, void (*fn)(void *userdata), void *userdata)
+{
+        mc->network_hook = (ResumeHook){fn, userdata};
+        return 0;
+}
+
+bool machine_is_coldplugged(const Machine *mc)
+{
+        return !mc->netlink || netlink_coldplug_done(mc->netlink);
+}
+
+void machine_set_connectivity(Machine *mc, const char *connectivity)
+{
+        if (streq(mc->connectivity, connectivity))
+                return;
+        mc->connectivity = connectivity;
+        publish_connectivity(mc);
 }
 
 /* The state machine. */

@@ -54,3 +54,9 @@ int machine_add_wake_timer(Machine *machine, uint64_t delay_usec);
 
 /* Run fn after every resume, after RESUMED was published (captive checks, validity pings). */
 int machine_add_resume_hook(Machine *machine, void (*fn)(void *userdata), void *userdata);
+/* Run fn after every netlink change was applied (links, addresses, default routes). */
+int machine_set_network_hook(Machine *machine, void (*fn)(void *userdata), void *userdata);
+/* Whether the first netlink dump was read (or there is no netlink). */
+bool machine_is_coldplugged(const Machine *machine);
+/* The connectivity ("unknown", "ok", "captive", "no-internet"; a static string), published. */
+void machine_set_connectivity(Machine *machine, const char *connectivity);

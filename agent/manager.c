@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "cpd.h"
 #include "log.h"
 #include "machine.h"
 #include "message.h"
@@ -90,8 +91,27 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static void on_client_gone(Client *c, void *userdata)
+{
+        Manager *m = userdata;
+
+        if (m->cpd)
+                cpd_client_gone(m->cpd, c);
+}
+
+static void on_published(Client *c, uint32_t classes, const void *payload, size_t size,
+                         void *userdata)
+{
+        Manager *m = userdata;
+
+        if (m->cpd)
+                cpd_on_published(m->cpd, c, classes, payload, size);
+}
+
 static const ServerHandlers server_handlers = {
     .control = manager_on_control,
+    .client_gone = on_client_gone,
+    .published = on_published,
 };
 
 int manager_new(Manager **ret, const ManagerOptions *options)
@@ -149,6 +169,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         r = machine_new(&m->machine, m, options->time_sync_wait_usec);
         if (r < 0)
                 return log_error_errno(r, "failed to set up the system state: %m");
+        r = cpd_new(&m->cpd, m);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up captive portal detection: %m");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -158,6 +181,7 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         m->server = server_free(m->server);
+        m->cpd = cpd_free(m->cpd);
         m->machine = machine_free(m->machine);
         m->ss = ss_context_free(m->ss);
         m->scheduler = scheduler_free(m->scheduler);

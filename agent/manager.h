@@ -19,6 +19,7 @@ typedef struct Policy Policy;
 typedef struct Machine Machine;
 typedef struct Scheduler Scheduler;
 typedef struct SsContext SsContext;
+typedef struct Cpd Cpd;
 
 typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
@@ -47,6 +48,7 @@ typedef struct Manager {
         Scheduler *scheduler; /* the two timer lists (sul.h) */
         Machine *machine;     /* states, links, suspend (machine.h) */
         SsContext *ss;        /* the Secure Streams engine, on the current policy */
+        Cpd *cpd;             /* captive portal detection (cpd.h) */
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);

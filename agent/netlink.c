@@ -216,6 +216,10 @@ static void handle_link(ParseContext *c, struct rtnl_link *link)
         strcpy(info.name, name);
         info.admin_up = flags & IFF_UP;
         info.carrier = flags & IFF_LOWER_UP;
+        if (flags & IFF_LOOPBACK)
+                strcpy(info.kind, "loopback");
+        else if (rtnl_link_get_type(link))
+                (void) snprintf(info.kind, sizeof(info.kind), "%s", rtnl_link_get_type(link));
         c->result = netstate_link_update(c->nl->state, &info);
 }
 

@@ -597,6 +597,34 @@ bool netstate_has_usable_route(const NetState *ns)
         return false;
 }
 
+bool netstate_get_usable_route(const NetState *ns, int family, const NetRoute **ret_route,
+                               const NetLink **ret_link)
+{
+        const NetRoute *best = NULL;
+        const NetLink *best_link = NULL;
+
+        for (size_t i = 0; i < ns->n_routes; i++) {
+                const NetRoute *r = &ns->routes[i];
+                const NetLink *l = link_find_const(ns, r->ifindex);
+                bool usable = false;
+
+                if (r->family != family || !l || !l->present || !l->cur.admin_up ||
+                    !l->cur.carrier)
+                        continue;
+                for (size_t k = 0; k < l->n_addrs && !usable; k++)
+                        usable = l->addrs[k].family == r->family && address_usable(&l->addrs[k]);
+                if (usable && (!best || r->metric < best->metric)) {
+                        best = r;
+                        best_link = l;
+                }
+        }
+        if (!best)
+                return false;
+        *ret_route = best;
+        *ret_link = best_link;
+        return true;
+}
+
 size_t netstate_get_links(const NetState *ns, const NetLink **ret, size_t max)
 {
         size_t n = 0;

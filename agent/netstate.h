@@ -37,6 +37,7 @@ typedef struct NetLinkInfo {
         char name[IF_NAMESIZE];
         bool admin_up; /* IFF_UP */
         bool carrier;  /* IFF_LOWER_UP */
+        char kind[16]; /* IFLA_INFO_KIND ("veth", "bridge", ...), "loopback", or "" (hardware) */
 } NetLinkInfo;
 
 typedef struct NetRoute {
@@ -102,6 +103,12 @@ unsigned netstate_flush(NetState *ns, NetStateEmit emit, void *userdata);
 /* A default route on a link that is up, has carrier and a usable address of the
  * route's family (not link-local, not tentative). */
 bool netstate_has_usable_route(const NetState *ns);
+/*
+ * The usable default route of family with the lowest metric (as above), and
+ * its link; false when there is none.
+ */
+bool netstate_get_usable_route(const NetState *ns, int family, const NetRoute **ret_route,
+                               const NetLink **ret_link);
 
 /* Present links in ifindex order, for listings; returns how many were written. */
 size_t netstate_get_links(const NetState *ns, const NetLink **ret, size_t max);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "message.h"
+#include "cpd.h"
 #include "policy.h"
 #include "stream.h"
 
@@ -164,6 +165,8 @@ int manager_load_policy(Manager *m, char **ret_errors)
         m->policy = TAKE_PTR(p);
         if (m->ss)
                 ss_context_set_policy(m->ss, m->policy);
+        if (m->cpd)
+                cpd_policy_changed(m->cpd);
         m->access = access;
         bus_set_limits(m->bus, &limits);
         m->policy_loaded_usec = now_usec(CLOCK_REALTIME);
