@@ -608,8 +608,7 @@ bool netstate_get_usable_route(const NetState *ns, int family, const NetRoute **
                 const NetLink *l = link_find_const(ns, r->ifindex);
                 bool usable = false;
 
-                if (r->family != family || !l || !l->present || !l->cur.admin_up ||
-                    !l->cur.carrier)
+                if (r->family != family || !l || !l->present || !l->cur.admin_up || !l->cur.carrier)
                         continue;
                 for (size_t k = 0; k < l->n_addrs && !usable; k++)
                         usable = l->addrs[k].family == r->family && address_usable(&l->addrs[k]);

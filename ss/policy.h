@@ -50,10 +50,10 @@
 #define POLICY_ERRORS_MAX          100u                 /* errors kept per source */
 #define POLICY_PROXY_BUFLEN_MAX    (4u * 1024u * 1024u) /* proxy_buflen */
 #define POLICY_FETCH_INTERVAL_MAX  604800u              /* fetch_policy_interval_s: a week */
-#define POLICY_CPD_INTERVAL_MAX    86400u /* cpd_interval_s: a day */
-#define POLICY_CPD_TIMEOUT_MAX     60u    /* cpd_timeout_s */
-#define POLICY_CPD_LINK_KINDS_MAX  16u    /* cpd_ignore_link_kinds entries */
-#define POLICY_CPD_LINK_KIND_MAX   31u    /* bytes of one link kind */
+#define POLICY_CPD_INTERVAL_MAX    86400u               /* cpd_interval_s: a day */
+#define POLICY_CPD_TIMEOUT_MAX     60u                  /* cpd_timeout_s */
+#define POLICY_CPD_LINK_KINDS_MAX  16u                  /* cpd_ignore_link_kinds entries */
+#define POLICY_CPD_LINK_KIND_MAX   31u                  /* bytes of one link kind */
 
 /* The drop-in directories, in the order they are read (after the builtin). */
 #define POLICY_DIR_VENDOR  "/usr/lib/smdagent/policy.d"
