@@ -197,16 +197,7 @@ int resolver_new(Resolver **ret, sd_event *event)
         if (e < 0)
                 goto fail;
 
-        /* The worker must not take the process's signals. */
-        sigset_t all, saved;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &saved);
-        e = -pthread_create(&r->thread, NULL, worker_main, r);
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        if (e < 0)
-                goto fail;
-        r->thread_started = true;
-
+        /* The worker thread starts with the first query (see resolver_start()). */
         *ret = r;
         return 0;
 fail:
@@ -253,16 +244,43 @@ Resolver *resolver_free(Resolver *r)
         return mfree(r);
 }
 
+/*
+ * Start the worker on first use: a process that never resolves a name runs no
+ * thread, and the agent can drop its privileges (capabilities are per thread)
+ * after creating the engine but before any stream resolves.
+ */
+static int resolver_start(Resolver *r)
+{
+        sigset_t all, saved;
+        int e;
+
+        if (r->thread_started)
+                return 0;
+        /* The worker must not take the process's signals. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved);
+        e = -pthread_create(&r->thread, NULL, worker_main, r);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (e < 0)
+                return e;
+        r->thread_started = true;
+        return 0;
+}
+
 int resolver_query(Resolver *r, const char *host, uint16_t port, ResolverCallback callback,
                    void *userdata, ResolverQuery **ret)
 {
         ResolverQuery *q;
+        int e;
 
         assert(r);
         assert(host);
         assert(callback);
         assert(ret);
 
+        e = resolver_start(r);
+        if (e < 0)
+                return e;
         q = calloc(1, sizeof(*q));
         if (!q)
                 return -ENOMEM;
