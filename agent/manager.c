@@ -248,6 +248,8 @@ int manager_start(Manager *m)
                                        m->socket_path);
         if (r < 0)
                 return log_error_errno(r, "failed to listen on %s: %m", m->socket_path);
+        /* Streamtypes of the policy open through the socket (proxy.c). */
+        server_set_ss_context(m->server, m->ss);
         /* Root is needed only to bind: drop it before serving anyone. */
         if (m->privileges) {
                 r = privileges_drop(m->privileges, m->socket_activated ? NULL : m->runtime_dir);

@@ -31,11 +31,13 @@
 #include "log.h"
 #include "message.h"
 #include "outbuf.h"
+#include "proxy.h"
 
 typedef enum ClientKind {
         CLIENT_NEW,
         CLIENT_SMD,
         CLIENT_CONTROL,
+        CLIENT_STREAM, /* any policy streamtype, through proxy.c */
 } ClientKind;
 
 struct Client {
@@ -55,6 +57,8 @@ struct Client {
         OutBuffer out;
 
         Participant *participant;
+        ProxyStream *proxy;
+        bool input_paused; /* the proxied stream's TX buffer is full */
 
         uint8_t *request; /* control request being assembled */
         size_t request_len;
@@ -65,6 +69,7 @@ struct Server {
         sd_event *event;
         Bus *bus;
         const Access *access;
+        SsContext *ss;
         ServerHandlers handlers;
         void *userdata;
         char *path;
@@ -89,6 +94,7 @@ static Client *client_free(Client *c)
         if (!c)
                 return NULL;
         participant_free(c->participant);
+        proxy_stream_free(c->proxy);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->first_frame_timer);
         safe_close(c->fd);
@@ -129,6 +135,7 @@ static void client_close(Client *c, const char *why)
                 s->handlers.client_gone(c, s->userdata);
         c->dead = true;
         c->participant = participant_free(c->participant);
+        c->proxy = proxy_stream_free(c->proxy);
         c->io = sd_event_source_disable_unref(c->io);
         c->first_frame_timer = sd_event_source_disable_unref(c->first_frame_timer);
         c->fd = safe_close(c->fd);
@@ -147,7 +154,7 @@ static void client_close(Client *c, const char *why)
 
 static int client_update_events(Client *c)
 {
-        uint32_t events = EPOLLIN;
+        uint32_t events = c->input_paused ? 0 : EPOLLIN;
 
         if (outbuf_pending(&c->out))
                 events |= EPOLLOUT;
@@ -250,6 +257,8 @@ static int client_flush(Client *c)
                 client_close(c, "write failed");
                 return r;
         }
+        if (c->proxy)
+                proxy_stream_on_output_written(c->proxy);
         return client_update_events(c);
 }
 
@@ -305,6 +314,40 @@ static int client_open_smd(Client *c, uint32_t filter)
         return client_send_create_result(c, 0, NULL);
 }
 
+/* Proxy callbacks: never write or close from here (we may be inside an engine callback). */
+static void on_proxy_wake(void *userdata)
+{
+        Client *c = userdata;
+
+        if (!c->dead)
+                (void) client_update_events(c);
+}
+
+static void on_proxy_pause_input(void *userdata, bool pause)
+{
+        Client *c = userdata;
+
+        c->input_paused = pause;
+        if (!c->dead)
+                (void) client_update_events(c);
+}
+
+static int client_open_stream(Client *c, const char *name)
+{
+        static const ProxyClientOps ops = {
+            .wake = on_proxy_wake,
+            .pause_input = on_proxy_pause_input,
+        };
+        Server *s = c->server;
+        int r;
+
+        c->kind = CLIENT_STREAM;
+        r = proxy_stream_new(&c->proxy, s->ss, name, &c->cred, c->id, &c->out, &ops, c);
+        if (r == -EACCES)
+                s->stats.refused++;
+        return r;
+}
+
 static void client_on_streamtype(Client *c, const Frame *f)
 {
         const char *name = f->streamtype.name;
@@ -317,13 +360,7 @@ static void client_on_streamtype(Client *c, const Frame *f)
                 c->kind = CLIENT_CONTROL;
                 r = client_send_create_result(c, 0, NULL);
         } else {
-                char reason[96];
-
-                snprintf(reason, sizeof(reason), "unknown streamtype \"%s\"", name);
-                log_info("client %" PRIu64 " (pid %d uid %u): %s", c->id, (int) c->cred.pid,
-                         (unsigned) c->cred.uid, reason);
-                (void) client_send_create_result(c, 1, reason);
-                r = -ENOENT;
+                r = client_open_stream(c, name);
         }
         (void) client_flush(c);
         if (r < 0)
@@ -416,6 +453,14 @@ static void client_on_frame(Client *c, const Frame *f)
                                               frame_type_name(f->type));
                 else
                         client_on_streamtype(c, f);
+                return;
+        }
+        if (c->kind == CLIENT_STREAM && f->type != FRAME_STREAMTYPE &&
+            f->type != FRAME_DESTROYING) {
+                char err[160];
+
+                if (proxy_stream_on_frame(c->proxy, f, err, sizeof(err)) < 0)
+                        client_protocol_error(c, "%s", err);
                 return;
         }
         switch ((FrameType) f->type) {
@@ -530,7 +575,12 @@ static int on_client_io(sd_event_source *src, int fd, uint32_t revents, void *us
          * client is read again, so a burst from one publisher reaches subscribers
          * that keep up instead of piling up past their backlog limit.
          */
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        if (c->input_paused && (revents & (EPOLLHUP | EPOLLERR))) {
+                /* Gone while we were not reading it: what it sent is dropped with it. */
+                client_close(c, "peer closed the connection");
+                return 0;
+        }
+        if (!c->input_paused && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 (void) client_read(c);
         if (!c->dead && (revents & EPOLLOUT))
                 (void) client_flush(c);
@@ -726,6 +776,11 @@ void server_get_stats(Server *s, ServerStats *ret)
 void server_set_access(Server *s, const Access *access)
 {
         s->access = access;
+}
+
+void server_set_ss_context(Server *s, SsContext *ss)
+{
+        s->ss = ss;
 }
 
 int client_reply(Client *c, const char *json)

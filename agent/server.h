@@ -2,7 +2,8 @@
 /*
  * The proxy socket server: accepts local clients on the agent's unix socket,
  * speaks the SS proxy serialization to them, and binds each connection to one
- * stream: `_lws_smd` (a bus participant) or `_smd_ctl` (control requests).
+ * stream: `_lws_smd` (a bus participant), `_smd_ctl` (control requests) or
+ * any streamtype of the policy (proxied to the Secure Streams engine, proxy.h).
  * A bad frame, a silent client or a slow reader affects only that connection.
  */
 #pragma once
@@ -16,6 +17,7 @@
 #include "util.h"
 
 typedef struct Server Server;
+typedef struct SsContext SsContext;
 typedef struct Client Client;
 
 #define SERVER_CLIENTS_MAX         8192u
@@ -80,6 +82,13 @@ const char *server_get_path(Server *s);
 void server_get_stats(Server *s, ServerStats *ret);
 /* Access rules may change on reload; the server keeps a pointer. */
 void server_set_access(Server *s, const Access *access);
+/*
+ * The Secure Streams engine that runs streams opened through the socket (NULL:
+ * none: every other streamtype is refused). It must outlive the server's
+ * clients (free the server first); a policy reload swaps the context's policy,
+ * and streams already open keep running on theirs.
+ */
+void server_set_ss_context(Server *s, SsContext *ss);
 
 /* Queue a JSON reply to a control request; cut into SOM..EOM chunks. */
 int client_reply(Client *c, const char *json);

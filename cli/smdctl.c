@@ -20,6 +20,7 @@
 #include "message.h"
 #include "policy.h"
 #include "smd/smd.h"
+#include "smdctl-stream.h"
 #include "states.h"
 #include "util.h"
 
@@ -70,7 +71,11 @@ static void help(void)
                "  wake SECONDS            schedule a wake-up timer in the agent\n"
                "  policy check FILE...    validate policy files (no agent needed)\n"
                "  policy show             the effective policy and where it came from\n"
-               "  policy reload           rebuild the policy from its files\n\n"
+               "  policy reload           rebuild the policy from its files\n"
+               "  stream STREAMTYPE [--meta NAME=VALUE]... [--data FILE|-] [--states]\n"
+               "         [--timeout S]    open a policy streamtype through the agent; payload\n"
+               "                          to stdout (exit 1 NACK, 3 refused, 4 unreachable,\n"
+               "                          5 timeout)\n\n"
                "Options:\n"
                "  -s, --socket PATH       the agent's socket (default: $SMD_SOCKET, else\n"
                "                          /run/smdagent/ss.sock for root, else\n"
@@ -670,6 +675,11 @@ static int cmd_policy(int argc, char **argv)
         return usage_error("unknown policy subcommand \"%s\"", argv[1]);
 }
 
+static int cmd_stream(int argc, char **argv)
+{
+        return smdctl_stream(argc, argv, socket_path);
+}
+
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -685,6 +695,7 @@ int main(int argc, char **argv)
         } commands[] = {
             {"monitor", cmd_monitor}, {"publish", cmd_publish}, {"status", cmd_status},
             {"wait", cmd_wait},       {"wake", cmd_wake},       {"policy", cmd_policy},
+            {"stream", cmd_stream},
         };
         int c, r;
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "libsmd-link.h"
 #include "message.h"
 #include "outbuf.h"
 #include "smd/smd.h"
@@ -47,8 +48,7 @@ struct smd_bus {
         bool ever_up;
         uint64_t retry_at, backoff;
 
-        uint8_t *in;
-        size_t in_len, in_size;
+        LinkInput in;
         OutBuffer out;
 
         uint32_t lost_pending;
@@ -63,9 +63,7 @@ struct smd_bus {
         smd_link_handler_t on_link;
         void *link_userdata;
 
-        sd_event *event;
-        sd_event_source *io_source, *time_source;
-        int64_t priority;
+        LinkEvent event;
 
         char error[256];
 };
@@ -101,25 +99,6 @@ _public_ int smd_default_socket_path(char **ret)
         return 0;
 }
 
-static int socket_connect(const char *path)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r == -EAGAIN ? -ECONNREFUSED : r;
-        }
-        return fd;
-}
-
 static int bus_write(smd_bus *bus)
 {
         return outbuf_write(&bus->out, bus->fd);
@@ -133,7 +112,7 @@ static void link_down(smd_bus *bus, const char *why)
 
         bus->fd = safe_close(bus->fd);
         bus->state = LINK_DOWN;
-        bus->in_len = 0;
+        bus->in.len = 0;
         outbuf_clear(&bus->out);
         bus->sync_pending = 0;
         if (why && !bus->refused)
@@ -149,7 +128,7 @@ static void link_down(smd_bus *bus, const char *why)
 /* Connect and send STREAMTYPE; the CREATE_RESULT arrives later. */
 static int link_open(smd_bus *bus)
 {
-        int fd = socket_connect(bus->path), r = 0;
+        int fd = link_socket_connect(bus->path), r = 0;
         uint8_t *o;
 
         if (fd < 0)
@@ -253,10 +232,10 @@ static void bus_parse(smd_bus *bus)
                 int r;
 
                 if (bus->opening && bus->state == LINK_UP) {
-                        bus->held_input = off < bus->in_len;
+                        bus->held_input = off < bus->in.len;
                         break;
                 }
-                r = frame_parse(bus->in + off, bus->in_len - off, FRAME_TO_CLIENT, &f, &used);
+                r = frame_parse(bus->in.data + off, bus->in.len - off, FRAME_TO_CLIENT, &f, &used);
                 if (r < 0) {
                         link_down(bus, "invalid frame from the agent");
                         return;
@@ -268,8 +247,7 @@ static void bus_parse(smd_bus *bus)
         }
         if (bus->state == LINK_DOWN)
                 return;
-        memmove(bus->in, bus->in + off, bus->in_len - off);
-        bus->in_len -= off;
+        link_input_consume(&bus->in, off);
 }
 
 static int bus_read(smd_bus *bus)
@@ -277,31 +255,20 @@ static int bus_read(smd_bus *bus)
         if (bus->held_input)
                 bus_parse(bus);
         for (int round = 0; round < 64 && bus->state != LINK_DOWN; round++) {
-                ssize_t n;
+                ssize_t n = link_input_recv(&bus->in, bus->fd);
 
-                if (bus->in_size - bus->in_len < 4096) {
-                        size_t size = MAX(bus->in_size * 2, (size_t) 16384);
-                        uint8_t *p;
-
-                        size = MIN(size, (size_t) (FRAME_HEADER_SIZE + FRAME_BODY_MAX + 16384));
-                        p = realloc(bus->in, size);
-                        if (!p)
-                                return -ENOMEM;
-                        bus->in = p;
-                        bus->in_size = size;
-                }
-                n = recv(bus->fd, bus->in + bus->in_len, bus->in_size - bus->in_len, MSG_DONTWAIT);
+                if (n == -EAGAIN)
+                        return 0;
+                if (n == -ENOMEM)
+                        return -ENOMEM;
                 if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                return 0;
-                        link_down(bus, strerror(errno));
+                        link_down(bus, strerror((int) -n));
                         return 0;
                 }
                 if (n == 0) {
                         link_down(bus, "the agent closed the connection");
                         return 0;
                 }
-                bus->in_len += (size_t) n;
                 bus_parse(bus);
                 if (bus->state == LINK_DOWN || bus->held_input)
                         return 0;
@@ -366,15 +333,13 @@ _public_ int smd_bus_get_timeout(smd_bus *bus, uint64_t *ret_usec)
 
 static int wait_once(smd_bus *bus, uint64_t deadline)
 {
-        uint64_t t, now = now_usec(CLOCK_MONOTONIC);
-        struct pollfd p = {.fd = bus->fd, .events = (short) smd_bus_get_events(bus)};
-        int ms;
+        uint64_t t;
+        int r;
 
         (void) smd_bus_get_timeout(bus, &t);
-        t = MIN(t, deadline);
-        ms = t == UINT64_MAX ? -1 : t <= now ? 0 : (int) MIN((t - now + 999) / 1000, 60000u);
-        if (poll(&p, bus->fd >= 0 ? 1 : 0, ms) < 0 && errno != EINTR)
-                return -errno;
+        r = link_poll(bus->fd, (short) smd_bus_get_events(bus), MIN(t, deadline));
+        if (r < 0)
+                return r;
         return smd_bus_process(bus);
 }
 
@@ -456,7 +421,7 @@ _public_ smd_bus *smd_bus_close(smd_bus *bus)
                 (void) send(bus->fd, b, sizeof(b), MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         safe_close(bus->fd);
-        free(bus->in);
+        link_input_deinit(&bus->in);
         outbuf_deinit(&bus->out);
         free(bus->path);
         free(bus);
@@ -503,7 +468,7 @@ _public_ int smd_bus_publish(smd_bus *bus, uint32_t classes, const void *payload
         outbuf_commit(&bus->out,
                       message_encode_frame(o, FRAME_TX_PAYLOAD, classes, 0, payload, size));
         /* Write at once when we can: publishing must not wait for a poll round. */
-        if (outbuf_pending(&bus->out) >= 8192 || bus->event == NULL) {
+        if (outbuf_pending(&bus->out) >= 8192 || bus->event.event == NULL) {
                 r = bus_write(bus);
                 if (r < 0) {
                         link_down(bus, strerror(-r));
@@ -560,60 +525,27 @@ _public_ const char *smd_bus_get_socket_path(smd_bus *bus)
         return bus ? bus->path : NULL;
 }
 
-/* sd-event glue: an io source on the current fd and a timer for reconnects. */
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* sd-event glue (libsmd-link.c): an io source on the current fd and a timer for reconnects. */
+static int bus_process(void *userdata)
 {
-        return smd_bus_process(userdata) < 0 ? 0 : 0;
-}
-
-static int on_time(sd_event_source *s, uint64_t usec, void *userdata)
-{
-        return smd_bus_process(userdata) < 0 ? 0 : 0;
+        return smd_bus_process(userdata);
 }
 
 static void update_sources(smd_bus *bus)
 {
         uint64_t t;
 
-        if (!bus->event)
-                return;
-        if (bus->io_source && sd_event_source_get_io_fd(bus->io_source) != bus->fd)
-                bus->io_source = sd_event_source_disable_unref(bus->io_source);
-        if (bus->fd >= 0) {
-                uint32_t events = EPOLLIN | (outbuf_pending(&bus->out) ? EPOLLOUT : 0);
-                if (!bus->io_source) {
-                        if (sd_event_add_io(bus->event, &bus->io_source, bus->fd, events, on_io,
-                                            bus) >= 0)
-                                (void) sd_event_source_set_priority(bus->io_source, bus->priority);
-                } else
-                        (void) sd_event_source_set_io_events(bus->io_source, events);
-        }
         (void) smd_bus_get_timeout(bus, &t);
-        if (t == UINT64_MAX) {
-                if (bus->time_source)
-                        (void) sd_event_source_set_enabled(bus->time_source, SD_EVENT_OFF);
-                return;
-        }
-        if (!bus->time_source) {
-                if (sd_event_add_time(bus->event, &bus->time_source, CLOCK_MONOTONIC, t, 1000,
-                                      on_time, bus) < 0)
-                        return;
-        } else
-                (void) sd_event_source_set_time(bus->time_source, t);
-        (void) sd_event_source_set_enabled(bus->time_source, SD_EVENT_ONESHOT);
+        link_event_update(&bus->event, bus->fd,
+                          EPOLLIN | (outbuf_pending(&bus->out) ? EPOLLOUT : 0), t, bus_process,
+                          bus);
 }
 
 _public_ int smd_bus_attach_event(smd_bus *bus, struct sd_event *event, int64_t priority)
 {
         if (!bus)
                 return -EINVAL;
-        bus->io_source = sd_event_source_disable_unref(bus->io_source);
-        bus->time_source = sd_event_source_disable_unref(bus->time_source);
-        bus->event = sd_event_unref(bus->event);
-        if (!event)
-                return 0;
-        bus->event = sd_event_ref(event);
-        bus->priority = priority;
+        (void) link_event_attach(&bus->event, event, priority);
         update_sources(bus);
         return 0;
 }
@@ -622,16 +554,15 @@ _public_ int smd_bus_attach_event(smd_bus *bus, struct sd_event *event, int64_t 
 static int wait_fd(int fd, short events, uint64_t deadline)
 {
         for (;;) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
                 struct pollfd p = {.fd = fd, .events = events};
                 int r;
 
-                if (now >= deadline)
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
                         return -ETIMEDOUT;
-                r = poll(&p, 1, (int) MIN((deadline - now + 999) / 1000, 60000u));
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r > 0)
+                r = link_poll(fd, events, deadline);
+                if (r < 0)
+                        return r;
+                if (poll(&p, 1, 0) > 0)
                         return 0;
         }
 }
@@ -661,10 +592,11 @@ _public_ int smd_control(const char *socket_path, const char *request, char **re
                          uint64_t timeout_usec)
 {
         _cleanup_free_ char *path = NULL;
-        _cleanup_free_ uint8_t *out = NULL, *in = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        _cleanup_(link_input_deinit) LinkInput in = {};
         _cleanup_free_ char *reply = NULL;
         _cleanup_close_ int fd = -EBADF;
-        size_t len, off = 0, olen = 0, in_len = 0, in_size = 0, reply_len = 0;
+        size_t len, off = 0, olen = 0, reply_len = 0;
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
         bool created = false;
         int r;
@@ -677,7 +609,7 @@ _public_ int smd_control(const char *socket_path, const char *request, char **re
                 return r;
         if (!path)
                 return -ENOMEM;
-        fd = socket_connect(path);
+        fd = link_socket_connect(path);
         if (fd < 0)
                 return fd;
 
@@ -703,33 +635,21 @@ _public_ int smd_control(const char *socket_path, const char *request, char **re
                 ssize_t n;
                 size_t pos = 0;
 
-                if (in_size - in_len < 4096) {
-                        uint8_t *p;
-                        if (in_size > 16u * 1024u * 1024u)
-                                return -EMSGSIZE;
-                        p = realloc(in, in_size * 2 + 16384);
-                        if (!p)
-                                return -ENOMEM;
-                        in = p;
-                        in_size = in_size * 2 + 16384;
-                }
                 r = wait_fd(fd, POLLIN, deadline);
                 if (r < 0)
                         return r;
-                n = recv(fd, in + in_len, in_size - in_len, MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                n = link_input_recv(&in, fd);
+                if (n == -EAGAIN)
+                        continue;
+                if (n < 0)
+                        return (int) n;
                 if (n == 0)
                         return -ECONNRESET;
-                in_len += (size_t) n;
                 for (;;) {
                         Frame f;
                         size_t used;
 
-                        r = frame_parse(in + pos, in_len - pos, FRAME_TO_CLIENT, &f, &used);
+                        r = frame_parse(in.data + pos, in.len - pos, FRAME_TO_CLIENT, &f, &used);
                         if (r < 0)
                                 return -EBADMSG;
                         if (r == 0)
@@ -740,7 +660,11 @@ _public_ int smd_control(const char *socket_path, const char *request, char **re
                                         return -EPROTONOSUPPORT;
                                 created = true;
                         } else if (f.type == FRAME_RX_PAYLOAD && created) {
-                                char *p = realloc(reply, reply_len + f.payload.size + 1);
+                                char *p;
+
+                                if (reply_len > 16u * 1024u * 1024u)
+                                        return -EMSGSIZE;
+                                p = realloc(reply, reply_len + f.payload.size + 1);
                                 if (!p)
                                         return -ENOMEM;
                                 reply = p;
@@ -753,7 +677,6 @@ _public_ int smd_control(const char *socket_path, const char *request, char **re
                                 }
                         }
                 }
-                memmove(in, in + pos, in_len - pos);
-                in_len -= pos;
+                link_input_consume(&in, pos);
         }
 }

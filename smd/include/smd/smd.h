@@ -106,6 +106,101 @@ int smd_control(const char *socket_path, const char *request, char **ret_reply,
  * root, else $XDG_RUNTIME_DIR/smdagent/ss.sock. Returns a malloc'd string. */
 int smd_default_socket_path(char **ret);
 
+/*
+ * Secure Streams through the agent: a stream of any policy streamtype, with
+ * the same shape as the agent's in-process engine. The agent holds the
+ * policy, the connection and the trust store; the application sees payloads
+ * and states. Callbacks run only from smd_stream_process() (and CREATING from
+ * smd_stream_new()); what they return is acted on after they returned.
+ */
+typedef struct smd_stream smd_stream;
+
+/* What callbacks return. */
+enum {
+        SMD_SS_OK = 0,
+        SMD_SS_TX_DONT_SEND = 1, /* tx: nothing to send now (wait for request_tx) */
+        SMD_SS_DISCONNECT_ME = -1,
+        SMD_SS_DESTROY_ME = -2,
+};
+
+/* States, upstream numbering (the agent relays its stream's states). */
+enum {
+        SMD_SS_STATE_CREATING = 1,
+        SMD_SS_STATE_DISCONNECTED = 2,
+        SMD_SS_STATE_UNREACHABLE = 3,
+        SMD_SS_STATE_AUTH_FAILED = 4,
+        SMD_SS_STATE_CONNECTED = 5,
+        SMD_SS_STATE_CONNECTING = 6,
+        SMD_SS_STATE_DESTROYING = 7,
+        SMD_SS_STATE_POLL = 8,
+        SMD_SS_STATE_ALL_RETRIES_FAILED = 9,
+        SMD_SS_STATE_QOS_ACK_REMOTE = 10,
+        SMD_SS_STATE_QOS_NACK_REMOTE = 11,
+        SMD_SS_STATE_QOS_ACK_LOCAL = 12,
+        SMD_SS_STATE_QOS_NACK_LOCAL = 13,
+        SMD_SS_STATE_TIMEOUT = 14,
+        SMD_SS_STATE_SERVER_TXN = 15,
+        SMD_SS_STATE_SERVER_UPGRADE = 16,
+        SMD_SS_STATE_EVENT_WAIT_CANCELLED = 17,
+        SMD_SS_STATE_UPSTREAM_LINK_RETRY = 18, /* the agent is unreachable; retried each second */
+};
+
+/* Payload flags. */
+#define SMD_SS_FLAG_SOM 1u
+#define SMD_SS_FLAG_EOM 2u
+
+/* smd_stream_process() returns this when a callback destroyed the stream. */
+#define SMD_STREAM_DESTROYED 1
+
+typedef int (*smd_stream_rx_t)(smd_stream *s, void *userdata, const uint8_t *buf, size_t len,
+                               unsigned flags);
+/* Fill at most *len bytes of buf; set *len and *flags (SMD_SS_FLAG_EOM on the last piece). */
+typedef int (*smd_stream_tx_t)(smd_stream *s, void *userdata, uint8_t *buf, size_t *len,
+                               unsigned *flags);
+typedef int (*smd_stream_state_t)(smd_stream *s, void *userdata, int state, uint32_t ack);
+
+/*
+ * Create a stream of streamtype through the agent at socket_path (NULL: the
+ * default). CREATING is delivered before this returns. When the agent answers,
+ * a refusal is returned here: -EACCES (not allowed), -ENOENT (no such
+ * streamtype), -EPROTONOSUPPORT (its protocol is not available),
+ * -ECANCELED (CREATING returned DESTROY_ME); smd_stream_get_error(NULL) says
+ * why. When no agent answers, the stream is created and reports
+ * UPSTREAM_LINK_RETRY until the agent is back.
+ */
+int smd_stream_new(smd_stream **ret, const char *socket_path, const char *streamtype,
+                   smd_stream_rx_t rx, smd_stream_tx_t tx, smd_stream_state_t state,
+                   void *userdata);
+/* Destroy (DESTROYING is delivered; from inside a callback: after it returns). NULL-safe. */
+smd_stream *smd_stream_destroy(smd_stream *s);
+
+int smd_stream_request_tx(smd_stream *s);
+int smd_stream_request_tx_len(smd_stream *s, uint64_t len);
+int smd_stream_client_connect(smd_stream *s);
+int smd_stream_set_metadata(smd_stream *s, const char *name, const void *value, size_t len);
+int smd_stream_get_metadata(smd_stream *s, const char *name, const char **ret_value,
+                            size_t *ret_len);
+int smd_stream_start_timeout(smd_stream *s, uint32_t timeout_ms);
+int smd_stream_cancel_timeout(smd_stream *s);
+/* Replace the callbacks; NULL keeps the current one. */
+void smd_stream_change_handlers(smd_stream *s, smd_stream_rx_t rx, smd_stream_tx_t tx,
+                                smd_stream_state_t state);
+void *smd_stream_get_userdata(smd_stream *s);
+const char *smd_stream_get_streamtype(smd_stream *s);
+
+int smd_stream_get_fd(smd_stream *s);
+int smd_stream_get_events(smd_stream *s);
+int smd_stream_get_timeout(smd_stream *s, uint64_t *ret_usec);
+/* Read, dispatch, write, reconnect: 0, SMD_STREAM_DESTROYED (s is gone), or <0. */
+int smd_stream_process(smd_stream *s);
+/* Block up to timeout_usec for something, then process (same returns). */
+int smd_stream_wait(smd_stream *s, uint64_t timeout_usec);
+int smd_stream_attach_event(smd_stream *s, struct sd_event *event, int64_t priority);
+/* The last refusal or link error of s, or (s NULL) of this thread's last smd_stream_new(). */
+const char *smd_stream_get_error(smd_stream *s);
+/* "CREATING", ..., "UPSTREAM_LINK_RETRY"; "USER" at 1000 and above, else "INVALID". */
+const char *smd_stream_state_name(int state);
+
 #ifdef __cplusplus
 }
 #endif
