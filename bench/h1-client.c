@@ -2,7 +2,8 @@
 /*
  * The Secure Streams h1 client as a load generator: N GETs of one URL from an
  * in-process engine, either one after the other or C at a time, each its own
- * stream (one transaction per connection, as the engine does). Prints one
+ * stream (the next one is created before the finished one is destroyed, so
+ * the trust store, and with it the context's idle connections, stay). Prints one
  * "result key=value ..." line; bench/h1-vs-curl runs it next to curl.
  *
  *   h1-client --port P [--host H] [--path /x] [--ca FILE] [--count N] [--concurrency C]
