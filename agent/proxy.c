@@ -527,6 +527,11 @@ bool proxy_stream_is_rx_paused(const ProxyStream *p)
         return p->rx_paused;
 }
 
+SsStream *proxy_stream_get_stream(const ProxyStream *p)
+{
+        return p->stream;
+}
+
 const char *proxy_stream_get_streamtype(const ProxyStream *p)
 {
         return p->streamtype;

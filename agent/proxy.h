@@ -80,4 +80,6 @@ uint32_t proxy_stream_get_buflen(const ProxyStream *p);
 /* Bytes the client sent that wait for the onward stream. */
 size_t proxy_stream_get_tx_pending(const ProxyStream *p);
 bool proxy_stream_is_rx_paused(const ProxyStream *p);
+/* The onward stream (NULL once the engine destroyed it); for tests and fuzzing. */
+SsStream *proxy_stream_get_stream(const ProxyStream *p);
 const char *proxy_stream_get_streamtype(const ProxyStream *p);

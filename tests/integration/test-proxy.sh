@@ -154,6 +154,10 @@ cmp -s "$W/get.out" "$W/www/big"
 ok $? "and wrote the exact body"
 
 # Flow control: a client that stops reading during a 100 MiB download.
+# The constant: the agent's own allocations around one paused stream; a
+# sanitizer build adds its quarantine and shadow memory.
+SLACK=1024
+ldd "$SMDAGENT" | grep -q libasan && SLACK=8192
 RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
 mkfifo "$W/fifo"
 "$SMDCTL" -s "$S" stream huge >"$W/fifo" 2>"$W/huge.err" &
@@ -168,8 +172,8 @@ kill -0 $HUGE 2>/dev/null
 ok $? "the download is stalled while the client does not read"
 GROWTH=$(((RSS2 > RSS1 ? RSS2 : RSS1) - RSS0))
 diag "agent VmRSS: ${RSS0} KiB before, ${RSS1} KiB and ${RSS2} KiB while stalled (+${GROWTH} KiB; proxy_buflen $((BUFLEN / 1024)) KiB)"
-[ "$GROWTH" -le $((BUFLEN / 1024 + 1024)) ]
-ok $? "the agent grew by at most proxy_buflen + 1 MiB"
+[ "$GROWTH" -le $((BUFLEN / 1024 + SLACK)) ]
+ok $? "the agent grew by at most proxy_buflen + $SLACK KiB"
 is "$RSS2" "$RSS1" "and stopped growing"
 SUM=$(sha256sum <&7 | cut -d' ' -f1)
 exec 7<&-
