@@ -413,12 +413,12 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                 cpd_control_status(m->cpd, c);
         else if (streq(name, "captive-check")) {
                 if (!client_is_privileged(c))
-                        reply_error(c, "%s", "permission denied: captive-check needs root or "
-                                             "group smdagent");
+                        reply_error(c, "%s",
+                                    "permission denied: captive-check needs root or "
+                                    "group smdagent");
                 else
                         cpd_control_check(m->cpd, c, 0);
-        }
-        else
+        } else
                 reply_error(c, "unknown command \"%s\"", name);
 out:
         json_object_put(req);

@@ -161,7 +161,8 @@ int manager_new(Manager **ret, const ManagerOptions *options)
                         return r;
                 }
         }
-        /* After the policy: the engine takes a reference to it (reloads swap it, policy-apply.c). */
+        /* After the policy: the engine takes a reference to it (reloads swap it, policy-apply.c).
+         */
         r = ss_context_new(&m->ss, m->event, m->policy);
         if (r < 0)
                 return log_error_errno(r, "failed to create the Secure Streams engine: %m");

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpd.h"
 #include "log.h"
 #include "manager.h"
 #include "message.h"
-#include "cpd.h"
 #include "policy.h"
 #include "stream.h"
 
