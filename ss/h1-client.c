@@ -785,3 +785,33 @@ SsResult h1_client_on_readable(SsStream *s)
                 }
         }
 }
+
+static int h1_connection_new(SsStream *s, const char *host)
+{
+        return h1_client_new(&s->h1, s, host);
+}
+
+static void h1_connection_free(SsStream *s)
+{
+        s->h1 = h1_client_free(s->h1);
+}
+
+static void h1_set_reused(SsStream *s)
+{
+        h1_client_set_reused(s->h1);
+}
+
+static const char *const h1_alpn[] = {"http/1.1", NULL};
+
+const SsProtocolOps ss_protocol_h1 = {
+    .name = "h1",
+    .alpn = h1_alpn,
+    .connection_new = h1_connection_new,
+    .connection_free = h1_connection_free,
+    .start = h1_client_start,
+    .on_readable = h1_client_on_readable,
+    .on_writable = h1_client_on_writable,
+    .request_tx = h1_client_request_tx,
+    .is_reusable = h1_client_is_reusable,
+    .set_reused = h1_set_reused,
+};

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the stream core (stream.c), the retry arithmetic (retry.c) and the
- * protocols (h1-client.c) share. Not for other modules; tests use the
+ * protocols (h1-client.c, ws-client.c) share. Not for other modules; tests use the
  * transport and random hooks at the end.
  *
  * Every internal function that may run a user callback returns an SsResult:
@@ -17,6 +17,7 @@
 #include "transport.h"
 
 typedef struct H1Client H1Client;
+typedef struct WsClient WsClient;
 
 /* The connection layer as the stream sees it: the real transport, or a test double. */
 typedef struct SsTransportOps {
@@ -63,6 +64,59 @@ typedef struct SsPoolKey {
         const SsTlsEntry *tls_entry;
 } SsPoolKey;
 
+/*
+ * A client protocol as the stream core drives it: one table per implemented
+ * PolicyProtocol (ss_protocol_find()). The protocol keeps its per-connection
+ * state in the stream (s->h1, s->ws), made by connection_new() when a
+ * connection attempt starts and freed by connection_free() when the
+ * connection goes. The handlers run at event-loop entry points and return an
+ * SsResult as every internal function that may run a user callback does.
+ */
+typedef struct SsProtocolOps {
+        const char *name;
+        const char *const *alpn; /* offered over TLS, NULL-terminated */
+        /*
+         * The protocol has a handshake of its own over the connection (ws
+         * upgrade, mqtt CONNACK): it delivers CONNECTED itself through
+         * ss_stream_protocol_connected(), or fails the attempt through
+         * ss_stream_handshake_failed(). Otherwise the core delivers CONNECTED
+         * as soon as the transport is up.
+         */
+        bool handshake;
+        /*
+         * request_tx is served inside the connection (ws, mqtt: one more
+         * message) rather than as a transaction of its own (h1): a request
+         * made before the connection is up is handed to request_tx() once the
+         * connection attempt starts.
+         */
+        bool tx_in_connection;
+        int (*connection_new)(SsStream *s, const char *host);
+        void (*connection_free)(SsStream *s);
+        /* The transport is up (first time, or a replacement): send the first bytes. */
+        SsResult (*start)(SsStream *s);
+        SsResult (*on_readable)(SsStream *s);
+        SsResult (*on_writable)(SsStream *s);
+        /* request_tx while a connection (attempt) exists; never calls back directly. */
+        void (*request_tx)(SsStream *s);
+        /* svalidping idle seconds passed: send a ping. NULL: the protocol has none. */
+        SsResult (*validity_ping)(SsStream *s);
+        /*
+         * The core is about to close the connection on its own (destroy,
+         * DISCONNECT_ME, timeout, validity): say goodbye if the protocol has a
+         * way (best effort, without blocking or calling back). May be NULL.
+         */
+        void (*close)(SsStream *s);
+        /* Keep-alive; both NULL for protocols whose connections are never reused. */
+        bool (*is_reusable)(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_ms);
+        void (*set_reused)(SsStream *s);
+} SsProtocolOps;
+
+extern const SsProtocolOps ss_protocol_h1;
+extern const SsProtocolOps ss_protocol_ws;
+
+/* The client protocol implementing protocol, NULL when there is none (yet). */
+const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol);
+
 typedef struct SsIdleConnection SsIdleConnection;
 
 struct SsContext {
@@ -97,6 +151,7 @@ struct SsStream {
         Policy *policy;             /* a reference to the policy the stream was created under */
         const PolicyStreamtype *st; /* in policy */
         const PolicyRetry *retry;   /* NULL: the built-in default */
+        const SsProtocolOps *proto; /* of st->protocol */
         SsTlsEntry *tls;            /* held while the stream lives (tls streamtypes) */
         int family;                 /* AF_UNSPEC, or the only family to connect over */
 
@@ -122,16 +177,19 @@ struct SsStream {
         Timer work_timer; /* deferred connect, from the event loop */
         Timer retry_timer;
         Timer timeout_timer;
-        Timer validity_timer;
+        Timer validity_timer;     /* svalidhup: hang up */
+        Timer ping_timer;         /* svalidping: the protocol pings */
         bool timeout_from_policy; /* the running timeout was started by a connection attempt */
 
         char **metadata; /* one per policy metadata entry, NULL: no value */
         size_t *metadata_len;
 
         Transport *transport;
-        H1Client *h1;
-        bool redirecting; /* a replacement transport (redirect, dead reused one): no states */
-        bool rx_paused;   /* ss_stream_pause_rx(): the protocol stops reading */
+        H1Client *h1; /* protocol state of the connection: the one of s->proto */
+        WsClient *ws;
+        uint32_t drop_ack; /* the ack of the next DISCONNECTED (ws: the close code) */
+        bool redirecting;  /* a replacement transport (redirect, dead reused one): no states */
+        bool rx_paused;    /* ss_stream_pause_rx(): the protocol stops reading */
 };
 
 /* Delivers a state (checks the table). */
@@ -139,8 +197,16 @@ SsResult ss_stream_deliver_state(SsStream *s, SsState state, uint32_t ack);
 SsResult ss_stream_deliver_rx(SsStream *s, const uint8_t *buf, size_t len, unsigned flags);
 SsResult ss_stream_call_tx(SsStream *s, uint8_t *buf, size_t *len, unsigned *flags);
 
-/* The connection is alive (h1: bytes arrived): re-arm the validity hang-up. */
+/* The connection is alive (bytes arrived): re-arm the validity ping and hang-up. */
 void ss_stream_note_alive(SsStream *s);
+/*
+ * A protocol with a handshake completed it: the connection counts as working
+ * (the retry count is reset and the policy timeout of the attempt cancelled)
+ * and CONNECTED is delivered.
+ */
+SsResult ss_stream_protocol_connected(SsStream *s);
+/* The protocol's handshake failed: UNREACHABLE with ack, then retry as for a failed connect. */
+SsResult ss_stream_handshake_failed(SsStream *s, uint32_t ack);
 /* A transaction succeeded far enough to count as a working connection. */
 void ss_stream_reset_retry(SsStream *s);
 /*
@@ -178,6 +244,9 @@ Transport *ss_pool_take(SsContext *c, const SsPoolKey *key);
 void ss_pool_drop_key(SsContext *c, const SsPoolKey *key);
 void ss_pool_drop_tls_entry(SsContext *c, const SsTlsEntry *e);
 void ss_pool_drop_all(SsContext *c);
+
+/* ws (ws-client.c): the state of one connection. */
+WsClient *ws_client_free(WsClient *w);
 
 /* h1 (h1-client.c). */
 /* The request goes to host (the expanded endpoint), port and tls of the streamtype. */

@@ -3,8 +3,9 @@
  * The stream core: the engine context (scheduler, resolver, policy, trust-store
  * credential cache), stream lifetime, state delivery against the transition
  * table, connection attempts through the transport, retry and backoff,
- * timeouts and validity. Protocols (h1-client.c) plug in at the transport
- * handlers below; idle keep-alive connections wait in stream-pool.c.
+ * timeouts and validity. Protocols (h1-client.c, ws-client.c) plug in through
+ * their SsProtocolOps at the transport handlers below; idle keep-alive
+ * connections wait in stream-pool.c.
  *
  * Control flow: user callbacks run only from event-loop entry points (the
  * timer and transport handlers here) and from ss_stream_new() / ss_stream_free().
@@ -115,6 +116,24 @@ static const SsTransportOps transport_ops_real = {
     .tls_context_unref = tls_context_unref,
     .transport_pause_read = transport_pause_read,
 };
+
+/* ---- protocols ------------------------------------------------------------------------- */
+
+const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol)
+{
+        switch (protocol) {
+        case POLICY_PROTOCOL_H1:
+                return &ss_protocol_h1;
+        case POLICY_PROTOCOL_WS:
+        case POLICY_PROTOCOL_H2:
+        case POLICY_PROTOCOL_H3:
+        case POLICY_PROTOCOL_MQTT:
+        case POLICY_PROTOCOL_RAW:
+        case _POLICY_PROTOCOL_MAX:
+                return NULL;
+        }
+        return NULL;
+}
 
 /* ---- context --------------------------------------------------------------------------- */
 
@@ -476,15 +495,18 @@ static void stream_close_transport(SsStream *s)
         uint64_t idle_ms;
 
         /* A connection that ended its response cleanly waits for the next request. */
-        if (s->transport && s->h1 && h1_client_is_reusable(s, &key, &idle_ms)) {
+        if (s->transport && s->proto->is_reusable && s->proto->is_reusable(s, &key, &idle_ms)) {
                 ss_pool_put(s->context, &key, s->transport, idle_ms);
                 s->transport = NULL;
         }
-        s->h1 = h1_client_free(s->h1);
+        if (s->transport && s->proto->close)
+                s->proto->close(s);
+        s->proto->connection_free(s);
         if (s->transport)
                 s->transport = s->context->ops->transport_free(s->transport);
         s->redirecting = false;
         timer_cancel(&s->validity_timer);
+        timer_cancel(&s->ping_timer);
 }
 
 static void stream_cancel_policy_timeout(SsStream *s)
@@ -558,11 +580,14 @@ static SsResult stream_drop(SsStream *s, bool failed, uint64_t min_delay_ms)
 {
         SsResult r;
 
+        uint32_t ack = s->drop_ack;
+
         stream_close_transport(s);
         stream_cancel_policy_timeout(s);
         s->phase = SS_PHASE_IDLE;
+        s->drop_ack = 0;
         if (s->connected_delivered) {
-                r = ss_stream_deliver_state(s, SS_STATE_DISCONNECTED, 0);
+                r = ss_stream_deliver_state(s, SS_STATE_DISCONNECTED, ack);
                 if (r == SS_DESTROY_ME)
                         return r;
                 if (r == SS_DISCONNECT_ME)
@@ -603,6 +628,7 @@ static SsResult stream_connect_failed(SsStream *s, uint32_t ack)
 {
         SsResult r;
 
+        s->drop_ack = 0;
         stream_close_transport(s);
         stream_cancel_policy_timeout(s);
         s->phase = SS_PHASE_IDLE;
@@ -631,14 +657,13 @@ static const TransportHandlers transport_handlers = {
 
 static int stream_open_transport(SsStream *s, const char *host, uint16_t port, bool tls)
 {
-        static const char *const alpn_h1[] = {"http/1.1", NULL};
         TransportOptions opts = {
             .host = host,
             .port = port,
             .unix_socket = s->st->unix_socket,
             .tls = tls,
             .tls_context = tls && s->tls ? s->tls->tls : NULL,
-            .alpn = tls ? alpn_h1 : NULL,
+            .alpn = tls ? s->proto->alpn : NULL,
             .family = s->family,
         };
 
@@ -659,17 +684,34 @@ int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret
         return -ENOENT;
 }
 
-/* The stream has a connection (new, or from the pool): CONNECTED, then the request. */
+/*
+ * The stream has a connection (new, or from the pool): CONNECTED, then the
+ * request; for protocols with a handshake, the handshake (CONNECTED later).
+ */
 static SsResult stream_connected(SsStream *s)
 {
         SsResult r;
 
         s->phase = SS_PHASE_CONNECTED;
         ss_stream_note_alive(s);
+        if (s->proto->handshake)
+                return s->proto->start(s);
         r = ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
         if (r == SS_OK)
-                r = h1_client_start(s);
+                r = s->proto->start(s);
         return r;
+}
+
+SsResult ss_stream_protocol_connected(SsStream *s)
+{
+        ss_stream_reset_retry(s);
+        stream_cancel_policy_timeout(s);
+        return ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
+}
+
+SsResult ss_stream_handshake_failed(SsStream *s, uint32_t ack)
+{
+        return stream_connect_failed(s, ack);
 }
 
 static SsResult stream_connect(SsStream *s)
@@ -677,6 +719,7 @@ static SsResult stream_connect(SsStream *s)
         _cleanup_free_ char *host = NULL;
         Transport *idle;
         SsResult r;
+        bool tx_wanted;
         int k;
 
         assert(!s->transport);
@@ -692,6 +735,7 @@ static SsResult stream_connect(SsStream *s)
                 return SS_OK;
         }
         s->phase = SS_PHASE_CONNECTING;
+        tx_wanted = s->tx_pending;
         s->tx_pending = false;
 
         if (s->st->timeout_ms > 0 && !timer_is_armed(&s->timeout_timer)) {
@@ -706,13 +750,15 @@ static SsResult stream_connect(SsStream *s)
         if (k < 0 || !host[0])
                 return stream_connect_failed(s, SS_ACK_CONFIG);
 
-        k = h1_client_new(&s->h1, s, host);
+        k = s->proto->connection_new(s, host);
         if (k < 0)
                 return stream_connect_failed(s, SS_ACK_CONFIG);
+        if (tx_wanted && s->proto->tx_in_connection)
+                s->proto->request_tx(s);
 
         /* A pinned family: an idle connection may be over the other one. */
         idle = NULL;
-        if (s->family == AF_UNSPEC)
+        if (s->family == AF_UNSPEC && s->proto->is_reusable)
                 idle = ss_pool_take(s->context, &(SsPoolKey){
                                                     .host = host,
                                                     .port = s->st->port,
@@ -723,7 +769,7 @@ static SsResult stream_connect(SsStream *s)
         if (idle) {
                 s->transport = idle;
                 s->context->ops->transport_set_handlers(idle, &transport_handlers, s);
-                h1_client_set_reused(s->h1);
+                s->proto->set_reused(s);
                 return stream_connected(s);
         }
 
@@ -745,11 +791,16 @@ void ss_stream_note_alive(SsStream *s)
 {
         const PolicyRetry *retry = s->retry;
 
-        if (!retry || retry->valid_hangup_s == 0 || !s->transport)
+        if (!retry || !s->transport)
                 return;
-        (void) scheduler_schedule_in(s->context->scheduler, &s->validity_timer,
-                                     ss_stream_timer_list(s),
-                                     (uint64_t) retry->valid_hangup_s * USEC_PER_SEC);
+        if (retry->valid_hangup_s > 0)
+                (void) scheduler_schedule_in(s->context->scheduler, &s->validity_timer,
+                                             ss_stream_timer_list(s),
+                                             (uint64_t) retry->valid_hangup_s * USEC_PER_SEC);
+        if (retry->valid_ping_s > 0 && s->proto->validity_ping)
+                (void) scheduler_schedule_in(s->context->scheduler, &s->ping_timer,
+                                             ss_stream_timer_list(s),
+                                             (uint64_t) retry->valid_ping_s * USEC_PER_SEC);
 }
 
 void ss_stream_reset_retry(SsStream *s)
@@ -804,7 +855,7 @@ static void on_transport_connected(Transport *t, void *userdata)
         if (s->redirecting) {
                 s->redirecting = false;
                 ss_stream_note_alive(s);
-                stream_dispatch(s, h1_client_start(s));
+                stream_dispatch(s, s->proto->start(s));
                 return;
         }
         stream_dispatch(s, stream_connected(s));
@@ -814,14 +865,14 @@ static void on_transport_readable(Transport *t, void *userdata)
 {
         SsStream *s = userdata;
 
-        stream_dispatch(s, h1_client_on_readable(s));
+        stream_dispatch(s, s->proto->on_readable(s));
 }
 
 static void on_transport_writable(Transport *t, void *userdata)
 {
         SsStream *s = userdata;
 
-        stream_dispatch(s, h1_client_on_writable(s));
+        stream_dispatch(s, s->proto->on_writable(s));
 }
 
 static void on_transport_failed(Transport *t, TransportError error, const char *detail,
@@ -878,6 +929,15 @@ static void on_validity_timer(Timer *t, void *userdata)
         stream_dispatch(s, stream_drop(s, true, 0));
 }
 
+static void on_ping_timer(Timer *t, void *userdata)
+{
+        SsStream *s = userdata;
+
+        /* Nothing arrived for svalidping seconds: ask for a sign of life. */
+        if (s->transport && s->phase == SS_PHASE_CONNECTED && s->proto->validity_ping)
+                stream_dispatch(s, s->proto->validity_ping(s));
+}
+
 /* ---- streams --------------------------------------------------------------------------- */
 
 static void stream_unlink(SsStream *s)
@@ -912,6 +972,7 @@ static void stream_destroy(SsStream *s)
         timer_cancel(&s->retry_timer);
         timer_cancel(&s->timeout_timer);
         timer_cancel(&s->validity_timer);
+        timer_cancel(&s->ping_timer);
         stream_close_transport(s);
 
         tls_entry_release(s->context, s->tls);
@@ -942,6 +1003,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                   const SsStreamHandlers *handlers, void *userdata)
 {
         const PolicyStreamtype *st;
+        const SsProtocolOps *proto;
         SsStream *s;
         SsResult r;
         int k;
@@ -953,7 +1015,8 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         st = policy_find_streamtype(c->policy, streamtype);
         if (!st)
                 return -ENOENT;
-        if (st->protocol != POLICY_PROTOCOL_H1 || st->server)
+        proto = ss_protocol_find(st->protocol);
+        if (!proto || st->server)
                 return -EPROTONOSUPPORT;
 
         s = calloc(1, sizeof(*s));
@@ -963,6 +1026,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         s->id = ++c->next_id;
         s->st = st;
         s->retry = policy_streamtype_retry(c->policy, st);
+        s->proto = proto;
         s->userdata = userdata;
         if (handlers) {
                 s->rx = handlers->rx;
@@ -973,6 +1037,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         timer_init(&s->retry_timer, on_retry_timer, s);
         timer_init(&s->timeout_timer, on_timeout_timer, s);
         timer_init(&s->validity_timer, on_validity_timer, s);
+        timer_init(&s->ping_timer, on_ping_timer, s);
 
         if (st->n_metadata > 0) {
                 s->metadata = calloc(st->n_metadata, sizeof(char *));
@@ -1034,11 +1099,16 @@ int ss_stream_request_tx(SsStream *s)
                         stream_defer_connect(s);
                 return 0;
         case SS_PHASE_WAIT_RETRY:
-        case SS_PHASE_CONNECTING:
                 s->tx_pending = true;
                 return 0;
+        case SS_PHASE_CONNECTING:
+                if (s->proto->tx_in_connection)
+                        s->proto->request_tx(s);
+                else
+                        s->tx_pending = true;
+                return 0;
         case SS_PHASE_CONNECTED:
-                h1_client_request_tx(s);
+                s->proto->request_tx(s);
                 return 0;
         }
         return 0;
