@@ -125,6 +125,7 @@ const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol)
         case POLICY_PROTOCOL_H1:
                 return &ss_protocol_h1;
         case POLICY_PROTOCOL_WS:
+                return &ss_protocol_ws;
         case POLICY_PROTOCOL_H2:
         case POLICY_PROTOCOL_H3:
         case POLICY_PROTOCOL_MQTT:

@@ -146,6 +146,7 @@ enum {
         SS_ACK_TIMEOUT = 1u << 4,    /* resolve, connect or handshake took too long */
         SS_ACK_CONFIG = 1u << 5,     /* the endpoint could not be expanded or set up */
         SS_ACK_RESET = 1u << 6,      /* the peer closed during setup */
+        SS_ACK_HANDSHAKE = 1u << 7,  /* the protocol's handshake was refused (ws: no good 101) */
 };
 
 /* Bounds of what a stream user can make the engine hold. */
@@ -221,7 +222,7 @@ unsigned ss_context_get_illegal_transitions(SsContext *c);
 /*
  * Creates a stream of the named streamtype and delivers CREATING to it before
  * returning. -ENOENT: no such streamtype; -EPROTONOSUPPORT: its protocol is not
- * implemented (h1 only for now) or it is a server streamtype; a trust-store
+ * implemented (h1 and ws for now) or it is a server streamtype; a trust-store
  * load error as -errno; -ECANCELED: the CREATING callback asked to be
  * destroyed (it got DESTROYING). A nailed_up stream starts connecting from the
  * event loop. handlers may be NULL.
