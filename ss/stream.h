@@ -61,6 +61,14 @@
  * many seconds; svalidping is a no-op for h1 (there is no h1 ping: the
  * response itself is the proof of life).
  *
+ * WebSocket (protocol ws, ws-client.c has the details): a connection is one
+ * Upgrade and then messages both ways; CONNECTED comes after the 101 (a
+ * refused upgrade is UNREACHABLE with SS_ACK_HANDSHAKE). Each message arrives
+ * as rx pieces from SS_FLAG_SOM to SS_FLAG_EOM; one request_tx sends one
+ * message, pulled from tx until SS_FLAG_EOM (one frame per call, so it may go
+ * fragmented). DISCONNECTED carries the close code as its ack (1006: the
+ * connection dropped without a CLOSE). svalidping sends a PING.
+ *
  * Keep-alive (h1): below the streams, the context keeps idle connections for
  * reuse. When a response ended cleanly (complete, framed by Content-Length or
  * chunked or empty by its status, not close-delimited, no "Connection: close",

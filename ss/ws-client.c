@@ -33,7 +33,9 @@
  *   the connection (destroy, DISCONNECT_ME, timeout, validity) a CLOSE 1000
  *   goes out first if the socket takes it at once.
  * - Validity: svalidping idle seconds give a PING; anything received (the
- *   PONG included) re-arms both it and the svalidhup hang-up.
+ *   PONG included) re-arms both it and the svalidhup hang-up. A policy
+ *   timeout_ms covers the connection attempt up to CONNECTED (connect, TLS,
+ *   upgrade), not the life of the connection.
  * - Reconnection follows the stream rules: the drop counts as a failure
  *   (retry with backoff even for streams that are not nailed_up) when it cut
  *   a message short or a tx request was waiting, and that request is carried
@@ -583,7 +585,7 @@ static SsResult ws_on_readable(SsStream *s)
         if (!w || !s->transport)
                 return SS_OK;
 
-        for (;;) {
+        for (bool noted = false;;) {
                 size_t off = 0;
                 bool ended = false;
                 ssize_t n;
@@ -608,7 +610,11 @@ static SsResult ws_on_readable(SsStream *s)
                                 return ss_stream_handshake_failed(s, SS_ACK_RESET);
                         return connection_end(s, w, WS_CLOSE_ABNORMAL);
                 }
-                ss_stream_note_alive(s);
+                /* Once per wake-up: the deadlines move with the loop's time anyway. */
+                if (!noted) {
+                        ss_stream_note_alive(s);
+                        noted = true;
+                }
 
                 if (!w->upgraded) {
                         r = feed_handshake(s, w, (size_t) n, &off, &ended);
