@@ -10,7 +10,8 @@
  *   {"cmd":"policy-reload"} rebuild the policy from its files (privileged)
  *   {"cmd":"wake","in_ms":N} a one-shot wake-list timer (privileged; smdctl wake)
  *   {"cmd":"captive-status"} the last captive portal verdict (cpd.c)
- *   {"cmd":"captive-check"}  a check; answered when its verdict is in (privileged)
+ *   {"cmd":"captive-check"}  a check; answered when its verdict is in (privileged);
+ *                           "api": an RFC 8908 API URL that check fetches
  *
  * Every answer has "ok"; failures carry "error" with a one-line reason.
  */
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "captive.h"
 #include "config.h"
 #include "cpd.h"
 #include "log.h"
@@ -375,6 +377,22 @@ static void control_wake(Manager *m, Client *c, json_object *req)
         json_object_put(o);
 }
 
+static void control_captive_check(Manager *m, Client *c, json_object *req)
+{
+        json_object *v;
+        const char *api = NULL;
+
+        if (json_object_object_get_ex(req, "api", &v)) {
+                if (!json_object_is_type(v, json_type_string) ||
+                    (size_t) json_object_get_string_len(v) > CAPTIVE_URL_MAX) {
+                        reply_error(c, "%s", "\"api\" needs a URL string");
+                        return;
+                }
+                api = json_object_get_string(v);
+        }
+        cpd_control_check(m->cpd, c, api);
+}
+
 void manager_on_control(Client *c, const char *request, size_t size, void *userdata)
 {
         Manager *m = userdata;
@@ -417,7 +435,7 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                                     "permission denied: captive-check needs root or "
                                     "group smdagent");
                 else
-                        cpd_control_check(m->cpd, c, 0);
+                        control_captive_check(m, c, req);
         } else
                 reply_error(c, "unknown command \"%s\"", name);
 out:

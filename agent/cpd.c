@@ -6,6 +6,7 @@
  */
 #include "cpd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -19,24 +20,44 @@
 #include "machine.h"
 #include "manager.h"
 #include "policy.h"
+#include "portal-api.h"
 #include "probe-ss.h"
 #include "stream.h"
 
 #define CPD_STREAMTYPE     "captive_portal_detect"
+#define CPD_API_STREAMTYPE "captive_portal_api"
 #define CPD_LOCATION_NAME  "location"
 #define CPD_WAITERS_MAX    CAPTIVE_REQUESTS_MAX
 #define CPD_ADDRESSES_SEEN NETSTATE_ADDRESSES_MAX
 
+/*
+ * One family's probe: the captive_portal_detect stream and, when an RFC 8908
+ * API is configured, the captive_portal_api fetch beside it. A usable API
+ * document is the answer; without one (none configured, fetch failed, not a
+ * valid document) the detect stream's outcome is. The API fetch gets half the
+ * check's timeout, so that a silent API leaves time for the detect answer.
+ * The probe is freed when its last stream is destroyed.
+ */
 typedef struct CpdProbe {
         Cpd *cpd;
-        SsStream *stream;
+        SsStream *stream; /* the detect stream while it runs, else NULL */
+        SsStream *api;    /* the API fetch while it runs, else NULL */
+        unsigned n_streams;
         bool finished; /* reported or cancelled: later states are not verdicts */
+        bool has_detect;
+        ProbeOutcome detect; /* the detect outcome, held while the API runs */
+        char location[CAPTIVE_URL_MAX + 1];
+        char url[CAPTIVE_URL_MAX + 1];
+        uint8_t *body;
+        size_t body_len;
+        bool body_too_big;
 } CpdProbe;
 
 typedef struct CpdWaiter {
         Cpd *cpd;
         Client *client;
         CaptiveRequest *request;
+        bool api; /* this request set the API override */
 } CpdWaiter;
 
 struct Cpd {
@@ -44,12 +65,21 @@ struct Cpd {
         Captive *captive; /* NULL: no captive_portal_detect streamtype */
         bool said_off;
         bool started;
+        uint64_t timeout_usec; /* the check's probe timeout */
         sd_event_source *first;
         CpdWaiter waiters[CPD_WAITERS_MAX];
         /* The addresses of the default-route links last seen (address-added triggers). */
         int seen_ifindex[2];
         NetAddress seen_addrs[2][CPD_ADDRESSES_SEEN];
         size_t n_seen_addrs[2];
+        /*
+         * smdctl captive check --api URL: an engine whose policy holds only a
+         * captive_portal_api streamtype for that URL, used by the probes of the
+         * checks that start until the request is answered. Old ones wait in
+         * api_stale until their last stream is gone.
+         */
+        SsContext *api_override;
+        SsContext *api_stale;
 };
 
 static const char *connectivity_name(CaptiveResult r)
@@ -77,38 +107,170 @@ static void probe_url(const PolicyStreamtype *st, char *buf, size_t size)
                         strempty(st->endpoint), (unsigned) st->port, strempty(st->http.url));
 }
 
+static void probe_unref_stream(CpdProbe *probe)
+{
+        assert(probe->n_streams > 0);
+        if (--probe->n_streams > 0)
+                return;
+        free(probe->body);
+        free(probe);
+}
+
+/* Stops the stream that did not answer (the caller's own stream ends by its return). */
+static void probe_stop(CpdProbe *probe, SsStream **other)
+{
+        SsStream *s = TAKE_PTR(*other);
+
+        probe->finished = true;
+        (void) ss_stream_free(s); /* may free the probe when it held the last stream */
+}
+
+static void probe_report(CpdProbe *probe, const ProbeOutcome *outcome)
+{
+        probe->finished = true;
+        (void) captive_probe_done(probe->cpd->captive, probe, outcome);
+}
+
 static SsResult on_probe_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
 {
         CpdProbe *probe = userdata;
         ProbeOutcome outcome;
-        char location[CAPTIVE_URL_MAX + 1] = "", url[CAPTIVE_URL_MAX + 1] = "";
         const PolicyStreamtype *st;
         const char *value;
         size_t len;
 
         if (state == SS_STATE_DESTROYING) {
-                free(probe);
+                if (probe->stream == s)
+                        probe->stream = NULL;
+                probe_unref_stream(probe);
                 return SS_OK;
         }
-        if (probe->finished || !probe_outcome_from_ss_state(state, ack, &outcome))
+        if (probe->finished || probe->stream != s ||
+            !probe_outcome_from_ss_state(state, ack, &outcome))
                 return SS_OK;
-        probe->finished = true;
         if (outcome.kind == PROBE_OUTCOME_HTTP) {
                 if (ss_stream_get_metadata(s, CPD_LOCATION_NAME, &value, &len) == 0 && value &&
                     len <= CAPTIVE_URL_MAX) {
-                        memcpy(location, value, len);
-                        location[len] = 0;
-                        outcome.location = location;
+                        memcpy(probe->location, value, len);
+                        probe->location[len] = 0;
+                        outcome.location = probe->location;
                 }
                 st = policy_find_streamtype(ss_context_get_policy(ss_stream_get_context(s)),
                                             ss_stream_get_streamtype(s));
                 if (st) {
-                        probe_url(st, url, sizeof(url));
-                        outcome.url = url;
+                        probe_url(st, probe->url, sizeof(probe->url));
+                        outcome.url = probe->url;
                 }
         }
-        (void) captive_probe_done(probe->cpd->captive, probe, &outcome);
+        probe->stream = NULL; /* it ends by this return */
+        if (probe->api) {
+                /* The API document, when it comes, is the better answer: hold this one. */
+                probe->detect = outcome;
+                probe->has_detect = true;
+                return SS_DESTROY_ME;
+        }
+        probe_report(probe, &outcome);
         return SS_DESTROY_ME;
+}
+
+static SsResult on_api_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
+                          unsigned flags)
+{
+        CpdProbe *probe = userdata;
+        uint8_t *p;
+
+        (void) s;
+        (void) flags;
+        if (probe->body_too_big || len == 0)
+                return SS_OK;
+        if (len > PORTAL_API_DOCUMENT_MAX - probe->body_len) {
+                probe->body_too_big = true;
+                return SS_OK;
+        }
+        p = realloc(probe->body, probe->body_len + len);
+        if (!p) {
+                probe->body_too_big = true; /* unusable; the detect answer stands */
+                return SS_OK;
+        }
+        memcpy(p + probe->body_len, buf, len);
+        probe->body = p;
+        probe->body_len += len;
+        return SS_OK;
+}
+
+static SsResult on_api_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        CpdProbe *probe = userdata;
+        PortalApi api = {};
+        ProbeOutcome outcome;
+        bool usable = false;
+
+        if (state == SS_STATE_DESTROYING) {
+                if (probe->api == s)
+                        probe->api = NULL;
+                probe_unref_stream(probe);
+                return SS_OK;
+        }
+        if (probe->finished || probe->api != s ||
+            !probe_outcome_from_ss_state(state, ack, &outcome))
+                return SS_OK;
+        probe->api = NULL; /* it ends by this return */
+        if (state == SS_STATE_QOS_ACK_REMOTE && ack >= 200 && ack < 300 && !probe->body_too_big &&
+            portal_api_parse(probe->body, probe->body_len, &api) == 0)
+                usable = true;
+        else
+                log_debug("captive portal API: no usable document (%s, status %u)",
+                          ss_state_to_string(state), (unsigned) ack);
+        probe->body = mfree(probe->body);
+        probe->body_len = 0;
+        if (usable) {
+                outcome = (ProbeOutcome){.kind = PROBE_OUTCOME_API, .api = &api};
+                probe_stop(probe, &probe->stream); /* the detect stream's answer is not needed */
+                probe_report(probe, &outcome);
+                portal_api_done(&api);
+        } else if (probe->has_detect)
+                probe_report(probe, &probe->detect);
+        /* else the detect stream answers */
+        return SS_DESTROY_ME;
+}
+
+/* The engine for the API fetch: an override from smdctl, else the policy's when it has one. */
+static SsContext *api_context(Cpd *cpd)
+{
+        if (cpd->api_override)
+                return cpd->api_override;
+        if (policy_find_streamtype(cpd->manager->policy, CPD_API_STREAMTYPE))
+                return cpd->manager->ss;
+        return NULL;
+}
+
+static void drop_stale_api(Cpd *cpd)
+{
+        if (cpd->api_stale && ss_context_n_streams(cpd->api_stale) == 0)
+                cpd->api_stale = ss_context_free(cpd->api_stale);
+}
+
+static int probe_start_api(CpdProbe *probe, SsContext *ctx, int family, uint64_t timeout_usec)
+{
+        static const SsStreamHandlers handlers = {.rx = on_api_rx, .state = on_api_state};
+        SsStream *s;
+        int r;
+
+        r = ss_stream_new(&s, ctx, CPD_API_STREAMTYPE, &handlers, probe);
+        if (r < 0)
+                return r; /* -ECANCELED: DESTROYING was delivered, but the count was not taken */
+        probe->api = s;
+        probe->n_streams++;
+        r = ss_stream_set_address_family(s, family);
+        if (r >= 0)
+                r = ss_stream_client_connect(s);
+        if (r >= 0)
+                r = ss_stream_start_timeout(s, (uint32_t) MAX(timeout_usec / 2 / USEC_PER_MSEC, 1));
+        if (r < 0) {
+                probe->api = NULL;
+                (void) ss_stream_free(s); /* the detect stream still holds the probe */
+        }
+        return r;
 }
 
 static int probe_start(Captive *c, int family, void *userdata, void **ret_handle)
@@ -116,14 +278,17 @@ static int probe_start(Captive *c, int family, void *userdata, void **ret_handle
         static const SsStreamHandlers handlers = {.state = on_probe_state};
         Cpd *cpd = userdata;
         CpdProbe *probe;
+        SsContext *api_ctx;
         SsStream *s;
         int r;
 
         (void) c;
+        drop_stale_api(cpd);
         probe = calloc(1, sizeof(*probe));
         if (!probe)
                 return -ENOMEM;
         probe->cpd = cpd;
+        probe->n_streams = 1;
         r = ss_stream_new(&s, cpd->manager->ss, CPD_STREAMTYPE, &handlers, probe);
         if (r < 0) {
                 /* -ECANCELED: DESTROYING was delivered and freed the probe. */
@@ -137,8 +302,15 @@ static int probe_start(Captive *c, int family, void *userdata, void **ret_handle
                 r = ss_stream_client_connect(s);
         if (r < 0) {
                 probe->finished = true;
+                probe->stream = NULL;
                 (void) ss_stream_free(s); /* frees the probe (DESTROYING) */
                 return r;
+        }
+        api_ctx = api_context(cpd);
+        if (api_ctx) {
+                r = probe_start_api(probe, api_ctx, family, cpd->timeout_usec);
+                if (r < 0)
+                        log_debug_errno(r, "captive portal API fetch not started: %m");
         }
         *ret_handle = probe;
         return 0;
@@ -147,10 +319,11 @@ static int probe_start(Captive *c, int family, void *userdata, void **ret_handle
 static void probe_cancel(void *handle, void *userdata)
 {
         CpdProbe *probe = handle;
+        SsStream *api = TAKE_PTR(probe->api);
 
         (void) userdata;
-        probe->finished = true;
-        (void) ss_stream_free(probe->stream); /* frees the probe (DESTROYING) */
+        probe_stop(probe, &probe->stream); /* may free the probe when there is no API fetch */
+        (void) ss_stream_free(api);
 }
 
 static const ProbeOps probe_ops = {.start = probe_start, .cancel = probe_cancel};
@@ -219,10 +392,21 @@ static void on_verdict(Captive *c, const CaptiveStatus *status, void *userdata)
         machine_set_connectivity(cpd->manager->machine, connectivity_name(status->result));
 }
 
+/* The --api request is over: its engine goes once its last stream is gone. */
+static void api_override_release(Cpd *cpd)
+{
+        assert(!cpd->api_stale);
+        cpd->api_stale = TAKE_PTR(cpd->api_override);
+}
+
 static void waiter_clear(CpdWaiter *w)
 {
         w->request = captive_request_free(w->request);
         w->client = NULL;
+        if (w->api) {
+                w->api = false;
+                api_override_release(w->cpd);
+        }
 }
 
 static void on_request_done(CaptiveRequest *r, const CaptiveStatus *status, void *userdata)
@@ -241,6 +425,10 @@ static void on_request_done(CaptiveRequest *r, const CaptiveStatus *status, void
         json_object_put(o);
         /* The request is inert now; free it outside its own callback. */
         w->client = NULL;
+        if (w->api) {
+                w->api = false;
+                api_override_release(w->cpd);
+        }
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
@@ -352,6 +540,7 @@ static int captive_setup(Cpd *cpd)
                                  "captive portal detection is off");
                 cpd->said_off = true;
                 machine_set_connectivity(cpd->manager->machine, "unknown");
+                machine_set_cpd(cpd->manager->machine, false);
                 return 0;
         }
         cpd->said_off = false;
@@ -364,10 +553,12 @@ static int captive_setup(Cpd *cpd)
                 config.probe_timeout_usec = (uint64_t) st->cpd_timeout_s * USEC_PER_SEC;
         if (st->http.expect)
                 config.http_expect = st->http.expect;
+        cpd->timeout_usec = config.probe_timeout_usec;
         r = captive_new(&cpd->captive, cpd->manager->scheduler, &config, &probe_ops, cpd);
         if (r < 0)
                 return log_error_errno(r, "failed to set up captive portal detection: %m");
         captive_set_verdict_callback(cpd->captive, on_verdict, cpd);
+        machine_set_cpd(cpd->manager->machine, true);
         if (st->has_cpd_ignore_link_kinds) {
                 r = captive_set_ignored_link_kinds(
                     cpd->captive, (const char *const *) st->cpd_ignore_link_kinds.names,
@@ -409,6 +600,8 @@ Cpd *cpd_free(Cpd *cpd)
         for (size_t i = 0; i < CPD_WAITERS_MAX; i++)
                 waiter_clear(&cpd->waiters[i]);
         captive_free(cpd->captive);
+        ss_context_free(cpd->api_override);
+        ss_context_free(cpd->api_stale);
         sd_event_source_disable_unref(cpd->first);
         return mfree(cpd);
 }
@@ -445,16 +638,64 @@ void cpd_control_status(Cpd *cpd, Client *c)
         json_object_put(o);
 }
 
-void cpd_control_check(Cpd *cpd, Client *c, uint64_t timeout_usec)
+/* An engine whose policy is one captive_portal_api streamtype fetching url. */
+static int api_override_new(Cpd *cpd, const char *url, SsContext **ret)
+{
+        _cleanup_(policy_unrefp) Policy *p = policy_new();
+        PolicyErrors errors = {};
+        json_object *doc, *list, *entry, *st;
+        const char *text;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        doc = json_object_new_object();
+        list = json_object_new_array();
+        entry = json_object_new_object();
+        st = json_object_new_object();
+        json_object_object_add(st, "endpoint", json_object_new_string(url));
+        json_object_object_add(st, "protocol", json_object_new_string("h1"));
+        json_object_object_add(st, "http_method", json_object_new_string("GET"));
+        json_object_object_add(entry, CPD_API_STREAMTYPE, st);
+        json_object_array_add(list, entry);
+        json_object_object_add(doc, "release", json_object_new_string("smdctl captive check"));
+        json_object_object_add(doc, "product", json_object_new_string("smdagent"));
+        json_object_object_add(doc, "schema-version", json_object_new_int(1));
+        json_object_object_add(doc, "s", list);
+        text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        r = policy_add_buffer(p, "smdctl captive check --api", text, strlen(text), &errors);
+        json_object_put(doc);
+        if (r < 0) {
+                for (size_t i = 0; i < errors.n_messages; i++)
+                        log_debug("captive portal API URL: %s", errors.messages[i]);
+                policy_errors_clear(&errors);
+                return r;
+        }
+        policy_errors_clear(&errors);
+        return ss_context_new(ret, cpd->manager->event, p);
+}
+
+void cpd_control_check(Cpd *cpd, Client *c, const char *api_url)
 {
         CpdWaiter *w = NULL;
         int r;
 
-        (void) timeout_usec; /* the client bounds its own wait */
         if (!cpd->captive) {
                 reply_failure(c, "captive portal detection is off (no captive_portal_detect "
                                  "streamtype)");
                 return;
+        }
+        if (api_url) {
+                drop_stale_api(cpd);
+                if (cpd->api_override || cpd->api_stale) {
+                        reply_failure(c, "another check with its own API URL is in progress");
+                        return;
+                }
+                r = api_override_new(cpd, api_url, &cpd->api_override);
+                if (r < 0) {
+                        reply_failure(c, "the API URL cannot be used");
+                        return;
+                }
         }
         for (size_t i = 0; i < CPD_WAITERS_MAX && !w; i++) {
                 if (cpd->waiters[i].request && !cpd->waiters[i].client)
@@ -463,14 +704,17 @@ void cpd_control_check(Cpd *cpd, Client *c, uint64_t timeout_usec)
                         w = &cpd->waiters[i];
         }
         if (!w) {
+                if (api_url)
+                        api_override_release(cpd);
                 reply_failure(c, "too many captive portal checks waiting");
                 return;
         }
         w->cpd = cpd;
         w->client = c;
+        w->api = api_url;
         r = captive_request_check(cpd->captive, on_request_done, w, &w->request);
         if (r < 0) {
-                w->client = NULL;
+                waiter_clear(w);
                 reply_failure(c, "cannot start a captive portal check");
         }
 }

@@ -33,9 +33,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Cpd *, cpd_free);
 /* The policy was replaced: follow a changed captive_portal_detect streamtype. */
 void cpd_policy_changed(Cpd *cpd);
 
-/* Control: {"cmd":"captive-status"} and {"cmd":"captive-check","timeout_ms":N}. */
+/*
+ * Control: {"cmd":"captive-status"} and {"cmd":"captive-check","api":URL}
+ * (answered when the check the request caused has its verdict; api, or NULL,
+ * is an RFC 8908 API URL fetched by that check instead of the policy's
+ * captive_portal_api streamtype).
+ */
 void cpd_control_status(Cpd *cpd, Client *c);
-void cpd_control_check(Cpd *cpd, Client *c, uint64_t timeout_usec);
+void cpd_control_check(Cpd *cpd, Client *c, const char *api_url);
 void cpd_client_gone(Cpd *cpd, Client *c);
 
 /* A message a client published on the bus (after the access check). */

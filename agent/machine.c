@@ -53,6 +53,7 @@ struct Machine {
         bool ready_sent;
         bool usable_route;
         const char *connectivity;
+        bool cpd; /* captive portal detection is on: only "ok" means online */
         bool suspending;
         uint64_t suspend_start;
         bool told_wake_unavailable, told_retained_full;
@@ -71,9 +72,10 @@ static void machine_step(Machine *mc);
 static void publish_connectivity(Machine *mc)
 {
         char buf[128];
-        int n =
-            snprintf(buf, sizeof(buf), "{\"type\":\"connectivity\",\"state\":\"%s\",\"route\":%s}",
-                     mc->connectivity, mc->usable_route ? "true" : "false");
+        int n = snprintf(buf, sizeof(buf),
+                         "{\"type\":\"connectivity\",\"state\":\"%s\",\"route\":%s,\"cpd\":%s}",
+                         mc->connectivity, mc->usable_route ? "true" : "false",
+                         mc->cpd ? "true" : "false");
         int r =
             bus_send_retained(mc->manager->bus, "connectivity", SMD_CLASS_NETWORK, buf, (size_t) n);
 
@@ -154,6 +156,14 @@ void machine_set_connectivity(Machine *mc, const char *connectivity)
         if (streq(mc->connectivity, connectivity))
                 return;
         mc->connectivity = connectivity;
+        publish_connectivity(mc);
+}
+
+void machine_set_cpd(Machine *mc, bool on)
+{
+        if (mc->cpd == on)
+                return;
+        mc->cpd = on;
         publish_connectivity(mc);
 }
 

@@ -60,3 +60,8 @@ int machine_set_network_hook(Machine *machine, void (*fn)(void *userdata), void 
 bool machine_is_coldplugged(const Machine *machine);
 /* The connectivity ("unknown", "ok", "captive", "no-internet"; a static string), published. */
 void machine_set_connectivity(Machine *machine, const char *connectivity);
+/*
+ * Whether captive portal detection runs (the connectivity message's "cpd"): when
+ * it does, only connectivity "ok" means online; else a usable default route does.
+ */
+void machine_set_cpd(Machine *machine, bool on);

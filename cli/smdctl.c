@@ -72,6 +72,10 @@ static void help(void)
                "  policy check FILE...    validate policy files (no agent needed)\n"
                "  policy show             the effective policy and where it came from\n"
                "  policy reload           rebuild the policy from its files\n"
+               "  captive status          the last captive portal verdict\n"
+               "  captive check [--timeout S] [--api URL]\n"
+               "                          check now and print the verdict (exit 0 OK,\n"
+               "                          3 captive, 4 no internet)\n"
                "  stream STREAMTYPE [--meta NAME=VALUE]... [--data FILE|-] [--states]\n"
                "         [--timeout S]    open a policy streamtype through the agent; payload\n"
                "                          to stdout (exit 1 NACK, 3 refused, 4 unreachable,\n"
@@ -315,12 +319,15 @@ static int cmd_publish(int argc, char **argv)
         return 0;
 }
 
-static int control(const char *request, json_object **ret)
+/* One control request; a refusal ("ok": false) is reported and is exit status 1. */
+static int control_within(const char *request, uint64_t timeout_usec, json_object **ret)
 {
         char *reply = NULL;
         json_object *o, *okv;
-        int r = smd_control(socket_path, request, &reply, CONTROL_TIMEOUT_USEC);
+        int r = smd_control(socket_path, request, &reply, timeout_usec);
 
+        if (r == -ETIMEDOUT)
+                return fail("the agent did not answer within %.1f s", (double) timeout_usec / 1e6);
         if (r < 0)
                 return fail("cannot reach the agent at %s: %s", socket_path, strerror(-r));
         o = json_tokener_parse(reply);
@@ -336,6 +343,11 @@ static int control(const char *request, json_object **ret)
         }
         *ret = o;
         return 0;
+}
+
+static int control(const char *request, json_object **ret)
+{
+        return control_within(request, CONTROL_TIMEOUT_USEC, ret);
 }
 
 static const char *jstr(json_object *o, const char *key)
@@ -482,12 +494,15 @@ static void on_wait_message(smd_bus *bus, const smd_message *m, void *userdata)
         if (w->online && (m->classes & SMD_CLASS_NETWORK) &&
             json_object_object_get_ex(o, "type", &v) &&
             streq(json_object_get_string(v), "connectivity")) {
-                json_object *state, *route;
+                json_object *state, *route, *cpd;
+                bool detecting =
+                    json_object_object_get_ex(o, "cpd", &cpd) && json_object_get_boolean(cpd);
 
-                /* Until captive portal detection reports "ok", a usable default route counts. */
+                /* With captive portal detection on, only its "ok" is online; without it (or
+                 * from an agent that does not say), a usable default route is. */
                 if ((json_object_object_get_ex(o, "state", &state) &&
                      streq(json_object_get_string(state), "ok")) ||
-                    (json_object_object_get_ex(o, "route", &route) &&
+                    (!detecting && json_object_object_get_ex(o, "route", &route) &&
                      json_object_get_boolean(route)))
                         w->done = true;
         }
@@ -675,6 +690,152 @@ static int cmd_policy(int argc, char **argv)
         return usage_error("unknown policy subcommand \"%s\"", argv[1]);
 }
 
+/* captive */
+
+#define EXIT_CAPTIVE         3
+#define EXIT_NO_INTERNET     4
+#define CAPTIVE_WAIT_DEFAULT (30 * USEC_PER_SEC)
+#define CAPTIVE_API_URL_MAX  2048u
+
+static const char *jstr_or(json_object *o, const char *key, const char *none)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return none;
+        return json_object_get_string(v);
+}
+
+/* The exit status a verdict stands for; 1 for anything that is not a verdict. */
+static int captive_exit_status(const char *result)
+{
+        if (streq(result, "OK"))
+                return 0;
+        if (streq(result, "Captive"))
+                return EXIT_CAPTIVE;
+        if (streq(result, "No internet"))
+                return EXIT_NO_INTERNET;
+        return EXIT_FAILURE;
+}
+
+static void print_captive(json_object *o)
+{
+        const char *result = jstr_or(o, "result", NULL);
+        int64_t checked = jint(o, "checked_us");
+        json_object *v;
+
+        if (arg_json) {
+                printf("%s\n", json_object_to_json_string_ext(
+                                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                return;
+        }
+        printf("     verdict: %s\n", result ? result : "unknown (no check has finished)");
+        if (checked > 0) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+                printf("     checked: %.1f s ago, started by %s\n",
+                       now > (uint64_t) checked ? (double) (now - (uint64_t) checked) / 1e6 : 0.0,
+                       jstr(o, "trigger"));
+        }
+        printf("        ipv4: %s\n", jstr_or(o, "ipv4", "not checked"));
+        printf("        ipv6: %s\n", jstr_or(o, "ipv6", "not checked"));
+        if (json_object_object_get_ex(o, "portal", &v))
+                printf("      portal: %s\n", json_object_get_string(v));
+        if (json_object_object_get_ex(o, "seconds_remaining", &v))
+                printf("   remaining: %" PRId64 " s\n", json_object_get_int64(v));
+        if (json_object_object_get_ex(o, "checking", &v) && json_object_get_boolean(v))
+                printf("    checking: now\n");
+}
+
+static int captive_status(int argc, char **argv)
+{
+        json_object *o;
+        int r;
+
+        if (argc > 1)
+                return usage_error("captive status: unexpected argument \"%s\"", argv[1]);
+        if ((r = control("{\"cmd\":\"captive-status\"}", &o)) != 0)
+                return r;
+        print_captive(o);
+        json_object_put(o);
+        return 0;
+}
+
+static bool api_url_is_valid(const char *url)
+{
+        if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+                return false;
+        if (strlen(url) > CAPTIVE_API_URL_MAX)
+                return false;
+        for (const char *p = url; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static int captive_check(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"timeout", required_argument, NULL, 't'},
+            {"api", required_argument, NULL, 'a'},
+            {},
+        };
+        uint64_t timeout = CAPTIVE_WAIT_DEFAULT;
+        const char *api = NULL;
+        json_object *req, *o;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+t:a:", options, NULL)) >= 0) {
+                switch (c) {
+                case 't':
+                        if (parse_seconds(optarg, &timeout) < 0 || timeout == 0)
+                                return usage_error(
+                                    "--timeout needs a positive number of seconds, not \"%s\"",
+                                    optarg);
+                        break;
+                case 'a':
+                        if (!api_url_is_valid(optarg))
+                                return usage_error("--api needs an http:// or https:// URL of at "
+                                                   "most %u bytes, not \"%s\"",
+                                                   CAPTIVE_API_URL_MAX, optarg);
+                        api = optarg;
+                        break;
+                default:
+                        return usage_error("captive check: unknown option");
+                }
+        }
+        if (optind < argc)
+                return usage_error("captive check: unexpected argument \"%s\"", argv[optind]);
+        req = json_object_new_object();
+        json_object_object_add(req, "cmd", json_object_new_string("captive-check"));
+        json_object_object_add(req, "timeout_ms",
+                               json_object_new_int64((int64_t) (timeout / USEC_PER_MSEC)));
+        if (api)
+                json_object_object_add(req, "api", json_object_new_string(api));
+        r = control_within(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+                           timeout, &o);
+        json_object_put(req);
+        if (r != 0)
+                return r;
+        print_captive(o);
+        r = captive_exit_status(jstr_or(o, "result", ""));
+        json_object_put(o);
+        return r;
+}
+
+static int cmd_captive(int argc, char **argv)
+{
+        if (argc < 2)
+                return usage_error("captive needs a subcommand: status or check");
+        if (streq(argv[1], "status"))
+                return captive_status(argc - 1, argv + 1);
+        if (streq(argv[1], "check"))
+                return captive_check(argc - 1, argv + 1);
+        return usage_error("unknown captive subcommand \"%s\"", argv[1]);
+}
+
 static int cmd_stream(int argc, char **argv)
 {
         return smdctl_stream(argc, argv, socket_path);
@@ -695,7 +856,7 @@ int main(int argc, char **argv)
         } commands[] = {
             {"monitor", cmd_monitor}, {"publish", cmd_publish}, {"status", cmd_status},
             {"wait", cmd_wait},       {"wake", cmd_wake},       {"policy", cmd_policy},
-            {"stream", cmd_stream},
+            {"stream", cmd_stream},   {"captive", cmd_captive},
         };
         int c, r;
 

@@ -69,8 +69,11 @@ nsip route add default via 10.77.0.1 && seen '"routeadded","family":"inet"'
 ok $? "IPv4 default route added"
 ctl wait --timeout 5
 is $? 0 "with a usable default route the agent reaches OPERATIONAL"
-ctl wait --online --timeout 2
-is $? 0 "and smdctl wait --online returns 0"
+# The builtin policy probes for a captive portal, and nothing answers in here.
+ctl wait --online --timeout 1 2>/dev/null
+is $? 1 "captive portal detection is on and finds no internet: smdctl wait --online still waits"
+seen '"type":"connectivity".*"route":true,"cpd":true'
+ok $? "the connectivity message says detection is on (cpd true)"
 nsip -6 route add default via fd00:77::1 && seen '"routeadded","family":"inet6"'
 ok $? "IPv6 default route added"
 nsip route replace default via 10.77.0.3 dev ve0 && seen '"routechanged"'
