@@ -8,6 +8,8 @@
  *   {"cmd":"participants"}  one entry per bus participant
  *   {"cmd":"policy-show"}   the effective policy in normal form, with sources
  *   {"cmd":"policy-reload"} rebuild the policy from its files (privileged)
+ *   {"cmd":"policy-fetch"}  start fetching the policy (privileged); the outcome
+ *                           is published on SYSTEM_STATE (updater.h)
  *   {"cmd":"wake","in_ms":N} a one-shot wake-list timer (privileged; smdctl wake)
  *   {"cmd":"captive-status"} the last captive portal verdict (cpd.c)
  *   {"cmd":"captive-check"}  a check; answered when its verdict is in (privileged);
@@ -32,6 +34,7 @@
 #include "policy.h"
 #include "stream.h"
 #include "sul.h"
+#include "updater.h"
 
 static void reply_json(Client *c, json_object *o)
 {
@@ -310,6 +313,9 @@ static void control_policy_show(Manager *m, Client *c)
         json_object_object_add(o, "loaded_realtime_us",
                                json_object_new_int64((int64_t) m->policy_loaded_usec));
         json_object_object_add(o, "sources", src);
+        /* Where the policy came from: local files, or a fetched document on top of them. */
+        if (m->updater)
+                json_object_object_add(o, "origin", updater_to_json(m->updater));
         json_object_object_add(o, "policy", pol);
         reply_json(c, o);
         json_object_put(o);
@@ -334,6 +340,32 @@ static void control_policy_reload(Manager *m, Client *c)
                                json_object_new_string(strempty(policy_get_release(m->policy))));
         json_object_object_add(o, "streamtypes",
                                json_object_new_int64((int64_t) policy_n_streamtypes(m->policy)));
+        reply_json(c, o);
+        json_object_put(o);
+}
+
+static void control_policy_fetch(Manager *m, Client *c)
+{
+        json_object *o;
+        int r;
+
+        if (!client_is_privileged(c)) {
+                reply_error(c, "%s", "policy fetch needs root or group smdagent");
+                return;
+        }
+        r = m->updater ? updater_fetch(m->updater) : -ENOENT;
+        if (r == -ENOENT) {
+                reply_error(c, "%s", "the policy has no fetch_policy streamtype");
+                return;
+        }
+        if (r < 0) {
+                reply_error(c, "cannot start the policy fetch: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(1));
+        /* Already running: its outcome answers this request too. */
+        json_object_object_add(o, "joined", json_object_new_boolean(r > 0));
         reply_json(c, o);
         json_object_put(o);
 }
@@ -425,6 +457,8 @@ void manager_on_control(Client *c, const char *request, size_t size, void *userd
                 control_policy_show(m, c);
         else if (streq(name, "policy-reload"))
                 control_policy_reload(m, c);
+        else if (streq(name, "policy-fetch"))
+                control_policy_fetch(m, c);
         else if (streq(name, "wake"))
                 control_wake(m, c, req);
         else if (streq(name, "captive-status"))

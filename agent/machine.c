@@ -22,6 +22,7 @@
 #include "manager.h"
 #include "message.h"
 #include "sul.h"
+#include "updater.h"
 
 #define TIME_CHECK_INTERVAL_USEC   USEC_PER_SEC
 #define SUSPEND_POLL_INTERVAL_USEC (2 * USEC_PER_MSEC)
@@ -212,9 +213,10 @@ static void gather_inputs(Machine *mc, StateInputs *in)
             .cpd_pre_time_done = true,
             .cpd_post_time_done = true,
             .time_wait_over = mc->time_wait_over,
-            /* Policy fetching (fetch_policy) is not implemented: the local policy is it. */
-            .policy_fetch_pending = false,
         };
+        /* The first policy fetch starts when POLICY_VALID is next (updater.h). */
+        if (mc->state + 1 == SYSTEM_STATE_POLICY_VALID && mc->manager->updater)
+                in->policy_fetch_pending = updater_gate_pending(mc->manager->updater);
         /* The clock matters only while TIME_VALID is next; reading it costs a syscall. */
         if (mc->state + 1 == SYSTEM_STATE_TIME_VALID)
                 time_wait_check(mc, in);
@@ -238,6 +240,11 @@ static void machine_step(Machine *mc)
         }
         if (mc->state >= SYSTEM_STATE_TIME_VALID)
                 timer_cancel(&mc->time_check);
+}
+
+void machine_recheck(Machine *machine)
+{
+        machine_step(machine);
 }
 
 static void on_time_check(Timer *t, void *userdata)

@@ -37,6 +37,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Machine *, machine_free);
 
 /* Start the platform hooks; the first state step and READY=1 follow from the loop. */
 int machine_start(Machine *machine);
+/* An input of a gate changed outside the machine (a policy fetch finished): step. */
+void machine_recheck(Machine *machine);
 
 SystemState machine_get_state(const Machine *machine);
 const char *machine_get_connectivity(const Machine *machine);

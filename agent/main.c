@@ -30,6 +30,9 @@ static void help(void)
                "                         and --policy paths)\n"
                "  -u, --user USER        when started as root: become USER, with its groups\n"
                "                         and only CAP_WAKE_ALARM, once the socket is bound\n"
+               "      --state-dir DIR    keep the last good fetched policy in DIR (default:\n"
+               "                         /var/lib/smdagent for root, else\n"
+               "                         $XDG_STATE_HOME/smdagent or ~/.local/state/smdagent)\n"
                "      --time-sync-wait SECONDS\n"
                "                         how long TIME_VALID waits for a running time sync\n"
                "                         service to synchronise the clock (default 30)\n"
@@ -50,6 +53,7 @@ int main(int argc, char **argv)
             {"no-system-policy", no_argument, NULL, 'N'},
             {"version", no_argument, NULL, 'V'},
             {"time-sync-wait", required_argument, NULL, 'T'},
+            {"state-dir", required_argument, NULL, 'D'},
             {},
         };
         const char *policy_paths[POLICY_PATHS_MAX + 1] = {};
@@ -106,6 +110,16 @@ int main(int argc, char **argv)
                         o.time_sync_wait_usec = v * USEC_PER_SEC;
                         break;
                 }
+                case 'D':
+                        if (optarg[0] != '/') {
+                                fprintf(
+                                    stderr,
+                                    "smdagent: --state-dir needs an absolute path, not \"%s\"\n",
+                                    optarg);
+                                return 2;
+                        }
+                        o.state_dir = optarg;
+                        break;
                 case 'h':
                         help();
                         return 0;

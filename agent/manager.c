@@ -20,9 +20,11 @@
 #include "log.h"
 #include "machine.h"
 #include "message.h"
+#include "persist.h"
 #include "policy.h"
 #include "stream.h"
 #include "sul.h"
+#include "updater.h"
 
 int runtime_socket_path(char **ret_path, char **ret_dir)
 {
@@ -166,6 +168,26 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         r = ss_context_new(&m->ss, m->event, m->policy);
         if (r < 0)
                 return log_error_errno(r, "failed to create the Secure Streams engine: %m");
+        /* The last good fetched policy goes on top of the local one before the first fetch. */
+        if (options->state_dir) {
+                m->state_dir = strdup(options->state_dir);
+                if (!m->state_dir)
+                        return log_error_errno(ENOMEM, "out of memory");
+        } else {
+                r = persist_state_dir(&m->state_dir);
+                if (r == -ENXIO)
+                        log_warning("no state directory (not root, and neither $XDG_STATE_HOME "
+                                    "nor $HOME is set): a fetched policy is not kept across "
+                                    "restarts; pass --state-dir DIR");
+                else if (r < 0)
+                        return log_error_errno(r, "failed to determine the state directory: %m");
+        }
+        r = updater_new(&m->updater, m);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up policy fetching: %m");
+        r = updater_load_persisted(m->updater);
+        if (r < 0)
+                return r;
         manager_set_state(m, "INITIALIZED");
         r = machine_new(&m->machine, m, options->time_sync_wait_usec);
         if (r < 0)
@@ -182,6 +204,7 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         m->server = server_free(m->server);
+        m->updater = updater_free(m->updater);
         m->cpd = cpd_free(m->cpd);
         m->machine = machine_free(m->machine);
         m->ss = ss_context_free(m->ss);
@@ -194,6 +217,8 @@ Manager *manager_free(Manager *m)
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->runtime_dir);
+        free(m->state_dir);
+        manager_drop_policy_layer(m);
         free(m);
         return NULL;
 }

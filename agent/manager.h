@@ -20,6 +20,7 @@ typedef struct Machine Machine;
 typedef struct Scheduler Scheduler;
 typedef struct SsContext SsContext;
 typedef struct Cpd Cpd;
+typedef struct Updater Updater;
 
 typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
@@ -27,6 +28,7 @@ typedef struct ManagerOptions {
         const char *const *policy_directories; /* NULL-terminated; NULL: the system ones */
         const Privileges *privileges;          /* drop to this user once bound; NULL: stay */
         uint64_t time_sync_wait_usec;          /* TIME_VALID: how long to wait for a sync */
+        const char *state_dir;                 /* NULL: persist_state_dir() */
 } ManagerOptions;
 
 typedef struct Manager {
@@ -49,6 +51,13 @@ typedef struct Manager {
         Machine *machine;     /* states, links, suspend (machine.h) */
         SsContext *ss;        /* the Secure Streams engine, on the current policy */
         Cpd *cpd;             /* captive portal detection (cpd.h) */
+        Updater *updater;     /* policy fetch (updater.h) */
+        char *state_dir;      /* the last good fetched policy lives here; NULL: nowhere */
+        /* A fetched policy on top of the local one (or the persisted copy of one). */
+        char *layer; /* NUL-terminated; NULL: the local policy alone */
+        size_t layer_size;
+        char *layer_source;          /* "fetched:URL" or "persisted:PATH" */
+        uint64_t layer_fetched_usec; /* CLOCK_REALTIME of its fetch, 0: unknown */
 } Manager;
 
 int manager_new(Manager **ret, const ManagerOptions *options);
@@ -68,6 +77,16 @@ void manager_set_state(Manager *m, const char *state);
 int manager_load_policy(Manager *m, char **ret_errors);
 /* The same, logging the outcome; ret_errors may be NULL. */
 int manager_reload_policy(Manager *m, char **ret_errors);
+/*
+ * Validates data (a fetched policy) on top of the local policy and, when all
+ * of it is valid, swaps it in as a reload does and keeps it as the layer that
+ * later reloads put on top of the local policy. On failure nothing changes.
+ * A document may not set policy_signing_key to anything but the local value.
+ */
+int manager_apply_policy_layer(Manager *m, const char *source, const void *data, size_t size,
+                               uint64_t fetched_usec, char **ret_errors);
+/* Forget the layer (the next load uses the local policy alone). */
+void manager_drop_policy_layer(Manager *m);
 
 /* The control request handler (control.c). */
 void manager_on_control(Client *c, const char *request, size_t size, void *userdata);

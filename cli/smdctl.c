@@ -76,6 +76,8 @@ static void help(void)
                "  captive check [--timeout S] [--api URL]\n"
                "                          check now and print the verdict (exit 0 OK,\n"
                "                          3 captive, 4 no internet)\n"
+               "  policy fetch [--timeout S]\n"
+               "                          fetch the policy now and wait for the outcome\n"
                "  stream STREAMTYPE [--meta NAME=VALUE]... [--data FILE|-] [--states]\n"
                "         [--timeout S]    open a policy streamtype through the agent; payload\n"
                "                          to stdout (exit 1 NACK, 3 refused, 4 unreachable,\n"
@@ -629,9 +631,54 @@ static int policy_check(int argc, char **argv)
         return status;
 }
 
+/* A CLOCK_REALTIME µs stamp as local time; "never" for 0. */
+static const char *format_realtime(int64_t usec, char *buf, size_t size)
+{
+        time_t t = (time_t) (usec / (int64_t) USEC_PER_SEC);
+        struct tm tm;
+
+        if (usec <= 0 || !localtime_r(&t, &tm) ||
+            strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, size, "never");
+        return buf;
+}
+
+static void print_origin(json_object *origin)
+{
+        json_object *f, *v;
+        char when[64];
+
+        printf("origin: %s", jstr(origin, "origin"));
+        if (json_object_object_get_ex(origin, "layer_source", &v))
+                printf(" (%s)", json_object_get_string(v));
+        printf("\n");
+        if (!streq(jstr(origin, "origin"), "local"))
+                printf("fetched: %s\n",
+                       format_realtime(jint(origin, "fetched_realtime_us"), when, sizeof(when)));
+        if (json_object_object_get_ex(origin, "signing_key", &v))
+                printf("signing key: %s\n", json_object_get_string(v));
+        if (!json_object_object_get_ex(origin, "fetch", &f) ||
+            !json_object_object_get_ex(f, "configured", &v) || !json_object_get_boolean(v))
+                return;
+        printf("fetch: %" PRId64 " attempts, %" PRId64 " failed", jint(f, "attempts"),
+               jint(f, "failures"));
+        if (jint(f, "interval_s") > 0)
+                printf(", every %" PRId64 " s", jint(f, "interval_s"));
+        if (json_object_object_get_ex(f, "running", &v) && json_object_get_boolean(v))
+                printf(", one running");
+        printf("\n");
+        if (json_object_object_get_ex(f, "last_result", &v)) {
+                printf("last fetch: %s at %s", json_object_get_string(v),
+                       format_realtime(jint(f, "last_done_realtime_us"), when, sizeof(when)));
+                if (json_object_object_get_ex(f, "last_reason", &v))
+                        printf(": %s", json_object_get_string(v));
+                printf("\n");
+        }
+}
+
 static int policy_show(int argc, char **argv)
 {
-        json_object *o, *pol, *src;
+        json_object *o, *pol, *src, *origin;
         int r;
 
         if (argc > 1)
@@ -645,6 +692,8 @@ static int policy_show(int argc, char **argv)
                 return 0;
         }
         printf("release: %s\n", jstr(o, "release"));
+        if (json_object_object_get_ex(o, "origin", &origin))
+                print_origin(origin);
         if (json_object_object_get_ex(o, "sources", &src)) {
                 printf("sources:\n");
                 for (size_t i = 0; i < json_object_array_length(src); i++)
@@ -677,16 +726,104 @@ static int policy_reload(int argc, char **argv)
         return 0;
 }
 
+typedef struct FetchWait {
+        bool done, updated;
+        char text[SMD_PAYLOAD_MAX + 1];
+} FetchWait;
+
+static void on_fetch_message(smd_bus *bus, const smd_message *m, void *userdata)
+{
+        FetchWait *w = userdata;
+        json_object *o, *v;
+        size_t n = MIN(m->size, (size_t) SMD_PAYLOAD_MAX);
+
+        if (w->done)
+                return;
+        memcpy(w->text, m->payload, n);
+        w->text[n] = 0;
+        o = json_tokener_parse(w->text);
+        if (o && json_object_object_get_ex(o, "policy", &v) &&
+            json_object_is_type(v, json_type_string)) {
+                w->done = true;
+                w->updated = streq(json_object_get_string(v), "updated");
+        }
+        json_object_put(o);
+}
+
+static int policy_fetch(int argc, char **argv)
+{
+        static const struct option options[] = {
+            {"timeout", required_argument, NULL, 't'},
+            {},
+        };
+        uint64_t timeout = 120 * USEC_PER_SEC, deadline;
+        FetchWait w = {};
+        json_object *o, *v;
+        smd_bus *bus;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+t:", options, NULL)) >= 0) {
+                if (c != 't' || parse_seconds(optarg, &timeout) < 0)
+                        return usage_error("policy fetch: --timeout needs seconds");
+        }
+        if (optind < argc)
+                return usage_error("policy fetch: unexpected argument \"%s\"", argv[optind]);
+        /* Subscribed before asking: the outcome cannot pass unseen. */
+        r = open_bus(&bus, SMD_CLASS_SYSTEM_STATE);
+        if (r != 0)
+                return r;
+        smd_bus_set_message_handler(bus, on_fetch_message, &w);
+        r = control("{\"cmd\":\"policy-fetch\"}", &o);
+        if (r != 0) {
+                smd_bus_close(bus);
+                return r;
+        }
+        json_object_put(o);
+        deadline = timeout == 0 ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout;
+        while (!w.done) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+                if (now >= deadline)
+                        break;
+                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0) {
+                        smd_bus_close(bus);
+                        return fail("policy fetch: lost the agent: %s", strerror(-r));
+                }
+        }
+        smd_bus_close(bus);
+        if (!w.done)
+                return fail("policy fetch: no outcome within the timeout");
+        if (arg_json) {
+                printf("%s\n", w.text);
+                return w.updated ? 0 : 1;
+        }
+        o = json_tokener_parse(w.text);
+        if (w.updated)
+                printf("policy updated: release %s\n",
+                       o && json_object_object_get_ex(o, "release", &v) ? json_object_get_string(v)
+                                                                        : "");
+        else
+                r = fail("policy fetch failed, the running policy stays in force: %s",
+                         o && json_object_object_get_ex(o, "reason", &v) ? json_object_get_string(v)
+                                                                         : "unknown reason");
+        json_object_put(o);
+        return w.updated ? 0 : (r ? r : 1);
+}
+
 static int cmd_policy(int argc, char **argv)
 {
         if (argc < 2)
-                return usage_error("policy needs a subcommand: check, show or reload");
+                return usage_error("policy needs a subcommand: check, show, reload or fetch");
         if (streq(argv[1], "check"))
                 return policy_check(argc - 1, argv + 1);
         if (streq(argv[1], "show"))
                 return policy_show(argc - 1, argv + 1);
         if (streq(argv[1], "reload"))
                 return policy_reload(argc - 1, argv + 1);
+        if (streq(argv[1], "fetch"))
+                return policy_fetch(argc - 1, argv + 1);
         return usage_error("unknown policy subcommand \"%s\"", argv[1]);
 }
 
