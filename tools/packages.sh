@@ -7,7 +7,8 @@ libnl-3-dev libnl-route-3-dev libjson-c-dev libnghttp2-dev"
 # Tests: real peers and the tools the tests drive.
 SMD_TEST_PACKAGES="clang clang-format valgrind gnutls-bin nginx mosquitto mosquitto-clients
 libmosquitto-dev dbus python3-dbusmock python3-websockets curl nghttp2-client man-db
-groff-base systemd util-linux iproute2 procps bash-completion nftables"
+groff-base systemd util-linux iproute2 procps bash-completion nftables openssl
+python3 wrk"
 
 smd_missing_packages() {
     local p missing=""
