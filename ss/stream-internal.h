@@ -18,6 +18,7 @@
 
 typedef struct H1Client H1Client;
 typedef struct WsClient WsClient;
+typedef struct MqttClient MqttClient;
 
 /* The connection layer as the stream sees it: the real transport, or a test double. */
 typedef struct SsTransportOps {
@@ -113,6 +114,7 @@ typedef struct SsProtocolOps {
 
 extern const SsProtocolOps ss_protocol_h1;
 extern const SsProtocolOps ss_protocol_ws;
+extern const SsProtocolOps ss_protocol_mqtt;
 
 /* The client protocol implementing protocol, NULL when there is none (yet). */
 const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol);
@@ -187,6 +189,7 @@ struct SsStream {
         Transport *transport;
         H1Client *h1; /* protocol state of the connection: the one of s->proto */
         WsClient *ws;
+        MqttClient *mqtt;  /* outlives its connections: the QoS 1 messages in flight */
         uint32_t drop_ack; /* the ack of the next DISCONNECTED (ws: the close code) */
         bool redirecting;  /* a replacement transport (redirect, dead reused one): no states */
         bool rx_paused;    /* ss_stream_pause_rx(): the protocol stops reading */
@@ -271,5 +274,7 @@ void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops);
 void ss_context_set_random(SsContext *c, uint32_t (*random)(void *userdata), void *userdata);
 /* Tests: deliver any state, as the engine would (illegal ones included). */
 SsResult ss_stream_test_deliver_state(SsStream *s, SsState state, uint32_t ack);
+/* A protocol's own timer: act on a result as an event-loop entry point (may destroy s). */
+void ss_stream_dispatch(SsStream *s, SsResult r);
 /* Tests: act on a result as an event-loop entry point does (may destroy s). */
 void ss_stream_test_dispatch(SsStream *s, SsResult r);

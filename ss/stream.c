@@ -126,9 +126,10 @@ const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol)
                 return &ss_protocol_h1;
         case POLICY_PROTOCOL_WS:
                 return &ss_protocol_ws;
+        case POLICY_PROTOCOL_MQTT:
+                return &ss_protocol_mqtt;
         case POLICY_PROTOCOL_H2:
         case POLICY_PROTOCOL_H3:
-        case POLICY_PROTOCOL_MQTT:
         case POLICY_PROTOCOL_RAW:
         case _POLICY_PROTOCOL_MAX:
                 return NULL;
@@ -842,6 +843,11 @@ static void stream_dispatch(SsStream *s, SsResult r)
                         break;
                 }
         }
+}
+
+void ss_stream_dispatch(SsStream *s, SsResult r)
+{
+        stream_dispatch(s, r);
 }
 
 void ss_stream_test_dispatch(SsStream *s, SsResult r)

@@ -69,6 +69,15 @@
  * fragmented). DISCONNECTED carries the close code as its ack (1006: the
  * connection dropped without a CLOSE). svalidping sends a PING.
  *
+ * MQTT (protocol mqtt, mqtt-client.c has the details): CONNECTED after the
+ * CONNACK, the SUBACK of mqtt_subscribe and a QoS 1 birth's PUBACK (a refused
+ * CONNECT is UNREACHABLE with SS_ACK_HANDSHAKE and the return code above
+ * SS_ACK_MQTT_CONNACK_SHIFT). Each PUBLISH received is rx from SS_FLAG_SOM to
+ * SS_FLAG_EOM (metadata "topic", when declared, names its topic); one
+ * request_tx publishes one message to mqtt_topic; at QoS 1 its PUBACK gives
+ * QOS_ACK_REMOTE, and unacknowledged messages are sent again on the next
+ * connection. svalidping sends a PINGREQ.
+ *
  * Keep-alive (h1): below the streams, the context keeps idle connections for
  * reuse. When a response ended cleanly (complete, framed by Content-Length or
  * chunked or empty by its status, not close-delimited, no "Connection: close",
@@ -156,6 +165,8 @@ enum {
         SS_ACK_RESET = 1u << 6,      /* the peer closed during setup */
         SS_ACK_HANDSHAKE = 1u << 7,  /* the protocol's handshake was refused (ws: no good 101) */
 };
+/* mqtt: with SS_ACK_HANDSHAKE, the CONNACK return code (1..5) sits in bits 8..15. */
+#define SS_ACK_MQTT_CONNACK_SHIFT 8
 
 /* Bounds of what a stream user can make the engine hold. */
 #define SS_METADATA_VALUE_MAX 4096u  /* bytes in one metadata value */

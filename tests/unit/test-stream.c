@@ -365,7 +365,7 @@ static const char policy_fmt[] =
     "{\"tls2\":{\"endpoint\":\"example.com\",\"protocol\":\"h1\",\"tls\":true,"
     "\"tls_trust_store\":\"ts1\"}},"
     "{\"sys\":{\"endpoint\":\"example.com\",\"protocol\":\"h1\",\"tls\":true}},"
-    "{\"mq\":{\"endpoint\":\"example.com\",\"protocol\":\"mqtt\"}}"
+    "{\"rawst\":{\"endpoint\":\"example.com\",\"port\":1234,\"protocol\":\"raw\"}}"
     "]}";
 
 static Policy *make_policy(void)
@@ -437,8 +437,8 @@ static void test_create_destroy(void)
         rec_reset(&r);
         is_int(ss_stream_new(&s, ctx, "nope", &rec_handlers, &r), -ENOENT, "unknown streamtype");
         is_str(r.states, "", "no states at all for a stream never created");
-        is_int(ss_stream_new(&s, ctx, "mq", &rec_handlers, &r), -EPROTONOSUPPORT,
-               "mqtt is not implemented yet");
+        is_int(ss_stream_new(&s, ctx, "rawst", &rec_handlers, &r), -EPROTONOSUPPORT,
+               "raw has no client protocol");
 
         s = open_stream("get", &r);
         is_str(r.states, "CREATING", "CREATING delivered by ss_stream_new");

@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Secure Streams mqtt against mosquitto: a broker of the test's own (a plain
+ * and a TLS listener on free loopback ports, log_type all into a file),
+ * mosquitto_sub watching what our streams publish at QoS 0 and 1 (retained
+ * too, over TCP and TLS), mosquitto_pub feeding a stream's subscription,
+ * keep-alive PINGREQs counted in the broker log, and the broker frozen and
+ * killed with QoS 1 messages unacknowledged, then started again: they arrive
+ * with DUP once the stream has reconnected.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "stream.h"
+#include "tap.h"
+
+#define MESSAGE_MAX (1024u * 1024)
+#define BIG_SIZE    100003u
+
+static sd_event *event;
+static SsContext *ctx;
+static uint16_t port_plain, port_tls;
+static char *broker_conf, *broker_log;
+static pid_t broker_pid;
+static PeerCerts certs;
+
+/* ---- processes ------------------------------------------------------------------------- */
+
+static bool port_accepts(uint16_t port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool accepted;
+
+        if (fd < 0)
+                return false;
+        accepted = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+        (void) close(fd);
+        return accepted;
+}
+
+/* Runs argv in its own process group, stdout and stderr appended to path. */
+static pid_t spawn(const char *const *argv, const char *path)
+{
+        pid_t pid;
+
+        (void) fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+                (void) setpgid(0, 0);
+                if (fd >= 0) {
+                        (void) dup2(fd, STDOUT_FILENO);
+                        (void) dup2(fd, STDERR_FILENO);
+                }
+                execvp(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void broker_kill(int sig)
+{
+        if (broker_pid <= 0)
+                return;
+        (void) kill(-broker_pid, sig);
+        if (sig != SIGSTOP) {
+                (void) kill(-broker_pid, SIGCONT);
+                (void) waitpid(broker_pid, NULL, 0);
+                broker_pid = 0;
+        }
+}
+
+static void broker_kill_at_exit(void)
+{
+        broker_kill(SIGKILL);
+}
+
+static bool broker_start(void)
+{
+        const char *argv[] = {"mosquitto", "-c", broker_conf, NULL};
+
+        broker_pid = spawn(argv, broker_log);
+        for (int i = 0; i < 500; i++) {
+                if (port_accepts(port_plain) && port_accepts(port_tls))
+                        return true;
+                if (waitpid(broker_pid, NULL, WNOHANG) != 0) {
+                        broker_pid = 0;
+                        return false;
+                }
+                usleep(10000);
+        }
+        return false;
+}
+
+static bool write_file(const char *path, const void *data, size_t size)
+{
+        FILE *f = fopen(path, "we");
+        bool good;
+
+        if (!f)
+                return false;
+        good = fwrite(data, 1, size, f) == size;
+        return fclose(f) == 0 && good;
+}
+
+static bool write_broker_conf(void)
+{
+        char *text = NULL;
+        bool good;
+
+        broker_conf = peers_path("mosquitto.conf");
+        broker_log = peers_path("mosquitto.log");
+        if (!broker_conf || !broker_log ||
+            asprintf(
+                &text,
+                "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n"
+                "log_dest stderr\nlog_type all\n"
+                "listener %u 127.0.0.1\n"
+                "listener %u 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n",
+                (unsigned) port_plain, (unsigned) port_tls, certs.ca_pem, certs.server_pem,
+                certs.server_key) < 0)
+                return false;
+        good = write_file(broker_conf, text, strlen(text));
+        free(text);
+        return good;
+}
+
+/* How many lines of the broker log hold all of the given words (NULL-terminated). */
+static unsigned log_count(const char *const *words)
+{
+        char buf[1024];
+        unsigned n = 0;
+        FILE *f = fopen(broker_log, "re");
+
+        if (!f)
+                return 0;
+        while (fgets(buf, sizeof(buf), f)) {
+                bool all = true;
+
+                for (const char *const *w = words; *w && all; w++)
+                        all = strstr(buf, *w) != NULL;
+                n += all;
+        }
+        (void) fclose(f);
+        return n;
+}
+
+static void run_for(unsigned ms)
+{
+        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
+
+        while (peers_now_usec() < end)
+                (void) sd_event_run(event, 20000);
+}
+
+/* A mosquitto_sub for topic until count messages (-W 5), its output in a file. */
+typedef struct Sub {
+        pid_t pid;
+        char *out;
+} Sub;
+
+static bool sub_start(Sub *sub, const char *topic, unsigned count, const char *qos)
+{
+        static unsigned serial;
+        char name[32], n[16], id[32];
+        const char *words[] = {"Received SUBSCRIBE from", id, NULL};
+        unsigned before;
+
+        snprintf(name, sizeof(name), "sub%u.out", ++serial);
+        snprintf(n, sizeof(n), "%u", count);
+        snprintf(id, sizeof(id), "itsub%u", serial);
+        sub->out = peers_path(name);
+        char port[8];
+        snprintf(port, sizeof(port), "%u", (unsigned) port_plain);
+        const char *argv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-i", id,  "-t",
+                              topic,           "-q", qos,         "-C", n,    "-W", "5", NULL};
+        before = log_count(words);
+        sub->pid = spawn(argv, sub->out);
+        for (int i = 0; i < 300; i++) {
+                if (log_count(words) > before)
+                        return true;
+                run_for(10);
+        }
+        return false;
+}
+
+/* Waits for the subscriber to finish (the loop runs meanwhile); its output, allocated. */
+static char *sub_finish(Sub *sub)
+{
+        int status = 0;
+        char *text;
+
+        for (int i = 0; i < 400; i++) {
+                if (waitpid(sub->pid, &status, WNOHANG) == sub->pid) {
+                        sub->pid = 0;
+                        break;
+                }
+                run_for(20);
+        }
+        if (sub->pid > 0) {
+                (void) kill(sub->pid, SIGKILL);
+                (void) waitpid(sub->pid, NULL, 0);
+        }
+        text = peers_read_file(sub->out, NULL);
+        free(sub->out);
+        return text ? text : strdup("");
+}
+
+/* ---- a recording stream user ----------------------------------------------------------- */
+
+typedef struct Rec {
+        char states[4096];
+        unsigned count[_SS_STATE_MAX];
+        uint32_t ack[_SS_STATE_MAX];
+
+        uint8_t *cur, *last;
+        size_t cur_len, last_len;
+        unsigned n_messages;
+        bool flags_ok, in_message;
+        char log[1024];
+        char topic[128]; /* metadata "topic" at the last EOM */
+
+        const char *tx_text;
+        unsigned n_tx_messages;
+} Rec;
+
+static void rec_init(Rec *r)
+{
+        free(r->cur);
+        free(r->last);
+        *r = (Rec){.flags_ok = true};
+}
+
+static SsResult rec_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        Rec *r = userdata;
+        size_t n = strlen(r->states);
+
+        if (n + 32 < sizeof(r->states))
+                snprintf(r->states + n, sizeof(r->states) - n, "%s%s", n ? " " : "",
+                         ss_state_to_string(state));
+        if (state > 0 && state < _SS_STATE_MAX) {
+                r->count[state]++;
+                r->ack[state] = ack;
+        }
+        return SS_OK;
+}
+
+static SsResult rec_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
+{
+        Rec *r = userdata;
+        uint8_t *p;
+
+        if (!!(flags & SS_FLAG_SOM) == r->in_message)
+                r->flags_ok = false;
+        r->in_message = !(flags & SS_FLAG_EOM);
+        if (r->cur_len + len > MESSAGE_MAX)
+                return SS_DISCONNECT_ME;
+        p = realloc(r->cur, r->cur_len + len + 1);
+        if (!p)
+                return SS_DISCONNECT_ME;
+        r->cur = p;
+        memcpy(r->cur + r->cur_len, buf, len);
+        r->cur_len += len;
+        if (flags & SS_FLAG_EOM) {
+                const char *topic = NULL;
+                size_t n = strlen(r->log);
+
+                free(r->last);
+                r->last = r->cur;
+                r->last_len = r->cur_len;
+                r->last[r->last_len] = 0;
+                r->cur = NULL;
+                r->cur_len = 0;
+                r->n_messages++;
+                if (r->last_len <= 64 && n + r->last_len + 2 < sizeof(r->log))
+                        snprintf(r->log + n, sizeof(r->log) - n, "%s|", (char *) r->last);
+                (void) ss_stream_get_metadata(s, "topic", &topic, NULL);
+                snprintf(r->topic, sizeof(r->topic), "%s", topic ? topic : "(none)");
+        }
+        return SS_OK;
+}
+
+static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        Rec *r = userdata;
+        size_t n = strlen(r->tx_text);
+
+        /* Two pieces: the message is gathered across tx calls. */
+        if (n > 1 && *len >= n) {
+                static bool second;
+
+                n = second ? n - 1 : 1;
+                memcpy(buf, second ? r->tx_text + 1 : r->tx_text, n);
+                *len = n;
+                *flags = second ? SS_FLAG_EOM : SS_FLAG_SOM;
+                if (second)
+                        r->n_tx_messages++;
+                second = !second;
+                return SS_OK;
+        }
+        memcpy(buf, r->tx_text, n);
+        *len = n;
+        *flags = SS_FLAG_SOM | SS_FLAG_EOM;
+        r->n_tx_messages++;
+        return SS_OK;
+}
+
+static const SsStreamHandlers handlers = {.rx = rec_rx, .tx = rec_tx, .state = rec_state};
+
+static SsStream *open_stream(const char *type, Rec *r)
+{
+        SsStream *s = NULL;
+        int k = ss_stream_new(&s, ctx, type, &handlers, r);
+
+        if (k < 0)
+                is_int(k, 0, "ss_stream_new(%s)", type);
+        return s;
+}
+
+static bool run_until(bool (*done)(Rec *, unsigned), Rec *r, unsigned arg, unsigned ms)
+{
+        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
+
+        while (!done(r, arg)) {
+                if (peers_now_usec() > end)
+                        return false;
+                (void) sd_event_run(event, 20000);
+        }
+        return true;
+}
+
+static bool done_connected(Rec *r, unsigned n)
+{
+        return r->count[SS_STATE_CONNECTED] >= n;
+}
+
+static bool done_sent(Rec *r, unsigned n)
+{
+        return r->n_tx_messages >= n;
+}
+
+static bool done_acked(Rec *r, unsigned n)
+{
+        return r->count[SS_STATE_QOS_ACK_REMOTE] >= n;
+}
+
+static bool done_messages(Rec *r, unsigned n)
+{
+        return r->n_messages >= n;
+}
+
+static bool done_disconnected(Rec *r, unsigned n)
+{
+        return r->count[SS_STATE_DISCONNECTED] >= n;
+}
+
+static const char *const texts[] = {"first", "second", "third", "fourth"};
+
+/* Publishes texts[0..n) one request_tx each; QoS 1 waits for each PUBACK. */
+static bool publish(SsStream *s, Rec *r, size_t n, bool acked)
+{
+        for (size_t i = 0; i < n; i++) {
+                unsigned sent = r->n_tx_messages, acks = r->count[SS_STATE_QOS_ACK_REMOTE];
+
+                r->tx_text = texts[i];
+                (void) ss_stream_request_tx(s);
+                if (!run_until(done_sent, r, sent + 1, 10000))
+                        return false;
+                if (acked && !run_until(done_acked, r, acks + 1, 10000))
+                        return false;
+        }
+        return true;
+}
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void test_publish(const char *type, const char *topic, const char *qos, bool acked)
+{
+        Rec r = {};
+        Sub sub;
+        SsStream *s;
+        char *out;
+
+        rec_init(&r);
+        if (!ok(sub_start(&sub, topic, 3, qos), "%s: mosquitto_sub subscribed to %s", type, topic))
+                return;
+        s = open_stream(type, &r);
+        if (!s)
+                return;
+        ok(publish(s, &r, 3, acked), "%s: three messages published (%s)", type, r.states);
+        out = sub_finish(&sub);
+        is_str(out, "first\nsecond\nthird\n", "%s: mosquitto_sub saw them in order", type);
+        free(out);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], acked ? 3 : 0, "%s: QOS_ACK_REMOTE per PUBACK",
+               type);
+        is_int(r.count[SS_STATE_CONNECTED], 1, "%s: one connection", type);
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
+static void test_retained(void)
+{
+        Rec r = {};
+        Sub sub;
+        SsStream *s;
+        char *out;
+
+        rec_init(&r);
+        s = open_stream("retained", &r);
+        if (!s)
+                return;
+        ok(publish(s, &r, 1, true), "retained: published and acked");
+        ss_stream_free(s);
+        /* A subscriber that comes later still gets it. */
+        if (!ok(sub_start(&sub, "it/retained", 1, "0"), "retained: a late subscriber"))
+                return;
+        out = sub_finish(&sub);
+        is_str(out, "first\n", "retained: the late subscriber got the retained message");
+        free(out);
+        rec_init(&r);
+}
+
+static void test_subscribe(void)
+{
+        _cleanup_free_ uint8_t *big = malloc(BIG_SIZE);
+        char *big_path = peers_path("big.bin");
+        char port[8];
+        Rec r = {};
+        SsStream *s;
+        bool same;
+
+        rec_init(&r);
+        snprintf(port, sizeof(port), "%u", (unsigned) port_plain);
+        s = open_stream("sub", &r);
+        if (!s || !big || !big_path)
+                goto out;
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_connected, &r, 1, 10000), "sub: CONNECTED after the SUBACK (%s)",
+           r.states);
+        {
+                const char *a1[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t",
+                                    "in/a",          "-m", "hello",     "-q", "1",  NULL};
+                const char *a2[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t",
+                                    "in/b/c",        "-m", "world",     NULL};
+                const char *a3[] = {"mosquitto_pub", "-h", "127.0.0.1",  "-p", port, "-t",
+                                    "other",         "-m", "not for us", NULL};
+                is_int(peers_run(a1), 0, "mosquitto_pub in/a at QoS 1");
+                is_int(peers_run(a3), 0, "mosquitto_pub to another topic");
+                is_int(peers_run(a2), 0, "mosquitto_pub in/b/c at QoS 0");
+        }
+        ok(run_until(done_messages, &r, 2, 10000), "sub: two messages arrive");
+        is_str(r.log, "hello|world|", "sub: in order, the other topic filtered out");
+        is_str(r.topic, "in/b/c", "sub: metadata topic names the topic of the last message");
+
+        for (size_t i = 0; i < BIG_SIZE; i++)
+                big[i] = peers_big_byte(i);
+        ok(write_file(big_path, big, BIG_SIZE), "a %u-byte payload file", BIG_SIZE);
+        {
+                const char *a[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port,     "-t",
+                                   "in/big",        "-q", "1",         "-f", big_path, NULL};
+                is_int(peers_run(a), 0, "mosquitto_pub of %u bytes", BIG_SIZE);
+        }
+        ok(run_until(done_messages, &r, 3, 10000), "sub: the big message arrives");
+        same = r.last_len == BIG_SIZE && memcmp(r.last, big, BIG_SIZE) == 0;
+        ok(same, "sub: %u bytes byte-exact (got %zu)", BIG_SIZE, r.last_len);
+        ok(r.flags_ok, "sub: SOM on the first piece of each message, EOM on the last");
+        is_str(r.states, "CREATING CONNECTING CONNECTED", "sub: states");
+        ss_stream_free(s);
+        is_str(r.states, "CREATING CONNECTING CONNECTED DISCONNECTED DESTROYING",
+               "sub: destroyed cleanly");
+out:
+        free(big_path);
+        rec_init(&r);
+}
+
+static void test_keep_alive(void)
+{
+        const char *pings[] = {"Received PINGREQ from smd-it-ka", NULL};
+        const char *pongs[] = {"Sending PINGRESP to smd-it-ka", NULL};
+        const char *valid[] = {"Received PINGREQ from smd-it-valid", NULL};
+        Rec r = {}, rv = {};
+        SsStream *s, *sv;
+
+        rec_init(&r);
+        rec_init(&rv);
+        s = open_stream("ka", &r);
+        sv = open_stream("valid", &rv);
+        if (!s || !sv)
+                goto out;
+        is_int(ss_stream_set_metadata(s, "client_id", "smd-it-ka", 9), 0, "ka: client id set");
+        is_int(ss_stream_set_metadata(sv, "client_id", "smd-it-valid", 12), 0,
+               "valid: client id set");
+        (void) ss_stream_client_connect(s);
+        (void) ss_stream_client_connect(sv);
+        ok(run_until(done_connected, &r, 1, 10000), "ka: CONNECTED");
+        run_for(3600);
+        cmp_int(log_count(pings), >=, 2, "ka: keep-alive 2 s: PINGREQs every second in the log");
+        cmp_int(log_count(pongs), >=, 2, "ka: the broker answered with PINGRESP");
+        cmp_int(log_count(valid), >=, 2, "valid: svalidping 1 s sends PINGREQs");
+        is_str(r.states, "CREATING CONNECTING CONNECTED", "ka: the connection stays up");
+        is_str(rv.states, "CREATING CONNECTING CONNECTED", "valid: the connection stays up");
+out:
+        ss_stream_free(s);
+        ss_stream_free(sv);
+        rec_init(&r);
+        rec_init(&rv);
+}
+
+static void test_tls(void)
+{
+        const char *words[] = {"Received PUBLISH from", "'it/tls'", NULL};
+        Rec r = {};
+        SsStream *s;
+
+        rec_init(&r);
+        s = open_stream("tls", &r);
+        if (!s)
+                return;
+        ok(publish(s, &r, 2, true), "tls: two QoS 1 messages acked over TLS (%s)", r.states);
+        is_int(log_count(words), 2, "tls: the broker got them");
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
+static void test_restart(void)
+{
+        const char *dups[] = {"Received PUBLISH from smd-it-restart", "d1, q1", NULL};
+        Rec r = {};
+        Sub sub;
+        SsStream *s;
+        char *out;
+        unsigned disconnects;
+
+        rec_init(&r);
+        s = open_stream("restart", &r);
+        if (!s)
+                return;
+        (void) ss_stream_set_metadata(s, "client_id", "smd-it-restart", 14);
+        (void) ss_stream_client_connect(s);
+        if (!ok(run_until(done_connected, &r, 1, 10000), "restart: CONNECTED"))
+                goto out;
+
+        /* Frozen broker: the messages go out and no PUBACK comes. */
+        broker_kill(SIGSTOP);
+        ok(publish(s, &r, 3, false), "restart: three QoS 1 messages sent to a frozen broker");
+        run_for(200);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "restart: none acked");
+        disconnects = r.count[SS_STATE_DISCONNECTED];
+        broker_kill(SIGKILL);
+        ok(run_until(done_disconnected, &r, disconnects + 1, 10000), "restart: DISCONNECTED");
+        /* A fourth one while there is no broker: it waits for the next connection. */
+        r.tx_text = texts[3];
+        (void) ss_stream_request_tx(s);
+        run_for(300);
+
+        if (!ok(broker_start(), "restart: the broker is back"))
+                goto out;
+        if (!ok(sub_start(&sub, "it/restart", 4, "1"), "restart: mosquitto_sub subscribed"))
+                goto out;
+        ok(run_until(done_acked, &r, 4, 15000), "restart: all four acked after reconnecting (%s)",
+           r.states);
+        out = sub_finish(&sub);
+        is_str(out, "first\nsecond\nthird\nfourth\n", "restart: mosquitto_sub saw all four");
+        free(out);
+        is_int(log_count(dups), 3, "restart: the three unacked ones came again with DUP");
+        is_int(r.count[SS_STATE_QOS_NACK_REMOTE], 0, "restart: no NACK");
+out:
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static char *policy_json(void)
+{
+        char *json = NULL;
+        unsigned p = port_plain;
+
+        if (asprintf(&json,
+                     "{\"release\":\"1\",\"product\":\"mqtt\",\"schema-version\":1,"
+                     "\"retry\":[{\"fast\":{\"backoff\":[100,200],\"conceal\":1000,"
+                     "\"jitterpc\":0}},"
+                     "{\"slow\":{\"backoff\":[1500],\"conceal\":1000,\"jitterpc\":0}},"
+                     "{\"valid\":{\"backoff\":[100],\"conceal\":10,\"svalidping\":1,"
+                     "\"svalidhup\":4}}],"
+                     "\"certs\":[{\"ca\":\"file:%s\"}],"
+                     "\"trust_stores\":[{\"name\":\"ts\",\"stack\":[\"ca\"]}],"
+                     "\"s\":["
+                     "{\"pub0\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_topic\":\"it/q0\","
+                     "\"retry\":\"fast\"}},"
+                     "{\"pub1\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_topic\":\"it/q1\","
+                     "\"mqtt_qos\":1,\"retry\":\"fast\"}},"
+                     "{\"retained\":{\"endpoint\":\"mqtt://127.0.0.1:%u\","
+                     "\"mqtt_topic\":\"it/retained\",\"mqtt_qos\":1,\"mqtt_retain\":true}},"
+                     "{\"sub\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_subscribe\":\"in/#\","
+                     "\"mqtt_qos\":1,\"mqtt_clean_start\":true,\"retry\":\"fast\","
+                     "\"metadata\":[{\"topic\":\"\"}]}},"
+                     "{\"ka\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_keep_alive\":2,"
+                     "\"mqtt_clean_start\":true,\"metadata\":[{\"client_id\":\"\"}]}},"
+                     "{\"valid\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"retry\":\"valid\","
+                     "\"mqtt_clean_start\":true,\"metadata\":[{\"client_id\":\"\"}]}},"
+                     "{\"tls\":{\"endpoint\":\"mqtts://localhost:%u\",\"mqtt_topic\":\"it/tls\","
+                     "\"mqtt_qos\":1,\"tls_trust_store\":\"ts\",\"retry\":\"fast\"}},"
+                     "{\"restart\":{\"endpoint\":\"mqtt://127.0.0.1:%u\","
+                     "\"mqtt_topic\":\"it/restart\",\"mqtt_qos\":1,\"nailed_up\":true,"
+                     "\"retry\":\"slow\",\"metadata\":[{\"client_id\":\"\"}]}}"
+                     "]}",
+                     certs.ca_pem, p, p, p, p, p, p, (unsigned) port_tls, p) < 0)
+                return NULL;
+        return json;
+}
+
+int main(void)
+{
+        Policy *policy;
+        PolicyErrors errors = {};
+        char *json;
+
+        peers_init(180);
+        if (!peers_have("mosquitto") || !peers_have("mosquitto_sub") ||
+            !peers_have("mosquitto_pub"))
+                tap_skip_all("mosquitto and mosquitto-clients are not installed");
+        peer_certs_make(&certs);
+        port_plain = peers_free_port();
+        do
+                port_tls = peers_free_port();
+        while (port_tls == port_plain);
+        atexit(broker_kill_at_exit);
+        if (!ok(write_broker_conf(), "broker config written") ||
+            !ok(broker_start(), "mosquitto is up")) {
+                char *text = peers_read_file(broker_log, NULL);
+
+                tap_diag("%s", text ? text : "(no log)");
+                free(text);
+                return peers_done();
+        }
+
+        json = policy_json();
+        policy = policy_new();
+        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
+        for (size_t i = 0; i < errors.n_messages; i++)
+                tap_diag("%s", errors.messages[i]);
+        policy_errors_clear(&errors);
+        free(json);
+
+        is_int(sd_event_new(&event), 0, "event loop");
+        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+
+        test_publish("pub0", "it/q0", "0", false);
+        test_publish("pub1", "it/q1", "1", true);
+        test_retained();
+        test_subscribe();
+        test_keep_alive();
+        test_tls();
+        test_restart();
+
+        ctx = ss_context_free(ctx);
+        event = sd_event_unref(event);
+        policy_free(policy);
+        broker_kill(SIGKILL);
+        free(broker_conf);
+        free(broker_log);
+        peer_certs_free(&certs);
+        return peers_done();
+}
