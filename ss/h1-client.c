@@ -733,7 +733,7 @@ SsResult h1_client_on_readable(SsStream *s)
         if (!h || !s->transport || s->redirecting)
                 return SS_OK;
 
-        for (;;) {
+        for (bool noted = false;;) {
                 ssize_t n;
                 size_t off = 0;
 
@@ -759,7 +759,11 @@ SsResult h1_client_on_readable(SsStream *s)
                 }
 
                 h->got_response = true;
-                ss_stream_note_alive(s);
+                /* Once per wake-up: the loop's time, and so the deadline, stays the same. */
+                if (!noted) {
+                        ss_stream_note_alive(s);
+                        noted = true;
+                }
                 for (;;) {
                         Http1Event ev;
                         size_t used = 0;

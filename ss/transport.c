@@ -45,6 +45,16 @@
 #define MAX_ALPN             8
 #define MAX_TLS_RETRIES      16
 #define DETAIL_MAX           256
+/*
+ * TLS read-ahead: GnuTLS pulls each record's 5-byte header and then its body,
+ * two recv() calls per record. Every pull that reaches the socket also reads
+ * what follows into a small buffer (one recvmsg() with two vectors), which
+ * serves the next header, or all of a small record: one system call per
+ * record, while the body still goes straight into GnuTLS's buffer. Bytes read
+ * ahead are copied twice, so the buffer stays small (a 64 KiB one cut the calls
+ * by two thirds but its extra copy of every byte ate the gain).
+ */
+#define READ_AHEAD_SIZE 1024u
 
 typedef enum TransportState {
         STATE_RESOLVING,
@@ -116,8 +126,10 @@ struct Transport {
         bool tls_blocked;    /* the last push or pull would have blocked */
         bool tls_recv_again; /* gnutls may hold records it has not looked at yet */
         char *alpn_selected;
+        size_t read_ahead_start, read_ahead_end; /* bytes of read_ahead GnuTLS has not pulled */
 
         char detail[DETAIL_MAX];
+        uint8_t read_ahead[READ_AHEAD_SIZE];
 };
 
 static Transport *transport_ref(Transport *t)
@@ -279,18 +291,43 @@ static ssize_t tls_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcn
         return n;
 }
 
+static size_t read_ahead_size(const Transport *t)
+{
+        return t->read_ahead_end - t->read_ahead_start;
+}
+
 static ssize_t tls_pull(gnutls_transport_ptr_t p, void *buf, size_t size)
 {
         Transport *t = p;
+        struct iovec iov[2] = {
+            {.iov_base = buf, .iov_len = size},
+            {.iov_base = t->read_ahead, .iov_len = sizeof(t->read_ahead)},
+        };
+        struct msghdr mh = {
+            .msg_iov = iov,
+            .msg_iovlen = ELEMENTSOF(iov),
+        };
         ssize_t n;
 
-        n = recv(t->fd, buf, size, MSG_DONTWAIT);
+        if (read_ahead_size(t) > 0) {
+                size = MIN(size, read_ahead_size(t));
+                memcpy(buf, t->read_ahead + t->read_ahead_start, size);
+                t->read_ahead_start += size;
+                return (ssize_t) size;
+        }
+
+        n = recvmsg(t->fd, &mh, MSG_DONTWAIT);
         if (n < 0) {
                 t->tls_errno = errno;
                 t->tls_blocked = errno == EAGAIN || errno == EWOULDBLOCK;
                 gnutls_transport_set_errno(t->session, errno);
+                return n;
         }
-        return n;
+        if ((size_t) n <= size)
+                return n;
+        t->read_ahead_start = 0;
+        t->read_ahead_end = (size_t) n - size;
+        return (ssize_t) size;
 }
 
 /* GnuTLS asks whether data is there; never wait, the loop does the waiting. */
@@ -300,6 +337,8 @@ static int tls_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
         struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
         int r;
 
+        if (read_ahead_size(t) > 0)
+                return 1;
         r = poll(&pfd, 1, 0);
         if (r < 0) {
                 t->tls_errno = errno;
@@ -527,7 +566,8 @@ static void transport_update_io(Transport *t)
 
 static bool transport_has_pending(Transport *t)
 {
-        return t->session && (t->tls_recv_again || gnutls_record_check_pending(t->session) > 0);
+        return t->session && (t->tls_recv_again || read_ahead_size(t) > 0 ||
+                              gnutls_record_check_pending(t->session) > 0);
 }
 
 static int on_pending(sd_event_source *s, void *userdata)
@@ -545,7 +585,8 @@ static int on_pending(sd_event_source *s, void *userdata)
 
 /*
  * GnuTLS may hold decrypted bytes (or records it has not opened) after a read
- * took only part of them; the socket will not say so, so we do.
+ * took only part of them, and the read-ahead buffer bytes GnuTLS has not
+ * pulled yet; the socket will not say so, so we do.
  */
 static void transport_schedule_pending(Transport *t)
 {
