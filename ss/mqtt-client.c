@@ -37,8 +37,8 @@
  *   hangs up when nothing answers). Independently, with mqtt_keep_alive set,
  *   a PINGREQ goes out every keep-alive/2 seconds in which we sent nothing
  *   (the broker closes a client silent for 1.5 keep-alives), and the
- *   connection is dropped when a PINGREQ was still unanswered a whole
- *   keep-alive/2 later. A policy timeout_ms covers the attempt up to
+ *   connection is dropped when a PINGREQ is still unanswered at the second
+ *   keep-alive/2 tick after it. A policy timeout_ms covers the attempt up to
  *   CONNECTED.
  * - Close: when the core closes the connection (destroy, DISCONNECT_ME,
  *   timeout, validity) a DISCONNECT goes out first if the socket takes it at
@@ -632,8 +632,9 @@ static SsResult on_publish(SsStream *s, MqttClient *m, const MqttEvent *ev)
 {
         SsResult r;
 
-        if (ev->first)
-                (void) ss_stream_set_metadata(s, "topic", ev->topic, ev->topic_len);
+        /* A topic metadata cannot hold (a newline, too long) reads as none, never a stale one. */
+        if (ev->first && ss_stream_set_metadata(s, "topic", ev->topic, ev->topic_len) < 0)
+                (void) ss_stream_set_metadata(s, "topic", NULL, 0);
         r = ss_stream_deliver_rx(s, ev->data, ev->size,
                                  (ev->first ? SS_FLAG_SOM : 0) | (ev->last ? SS_FLAG_EOM : 0));
         if (r != SS_OK || !ev->last || ev->qos == 0)

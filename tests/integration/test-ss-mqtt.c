@@ -28,7 +28,7 @@
 
 static sd_event *event;
 static SsContext *ctx;
-static uint16_t port_plain, port_tls;
+static uint16_t port_plain, port_tls, port_auth;
 static char *broker_conf, *broker_log;
 static pid_t broker_pid;
 static PeerCerts certs;
@@ -83,6 +83,12 @@ static void broker_kill(int sig)
         }
 }
 
+static void broker_continue(void)
+{
+        if (broker_pid > 0)
+                (void) kill(-broker_pid, SIGCONT);
+}
+
 static void broker_kill_at_exit(void)
 {
         broker_kill(SIGKILL);
@@ -94,7 +100,7 @@ static bool broker_start(void)
 
         broker_pid = spawn(argv, broker_log);
         for (int i = 0; i < 500; i++) {
-                if (port_accepts(port_plain) && port_accepts(port_tls))
+                if (port_accepts(port_plain) && port_accepts(port_tls) && port_accepts(port_auth))
                         return true;
                 if (waitpid(broker_pid, NULL, WNOHANG) != 0) {
                         broker_pid = 0;
@@ -124,14 +130,15 @@ static bool write_broker_conf(void)
         broker_conf = peers_path("mosquitto.conf");
         broker_log = peers_path("mosquitto.log");
         if (!broker_conf || !broker_log ||
-            asprintf(
-                &text,
-                "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n"
-                "log_dest stderr\nlog_type all\n"
-                "listener %u 127.0.0.1\n"
-                "listener %u 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n",
-                (unsigned) port_plain, (unsigned) port_tls, certs.ca_pem, certs.server_pem,
-                certs.server_key) < 0)
+            asprintf(&text,
+                     "user root\nper_listener_settings true\npersistence false\n"
+                     "log_dest stderr\nlog_type all\n"
+                     "listener %u 127.0.0.1\nallow_anonymous true\n"
+                     "listener %u 127.0.0.1\nallow_anonymous true\n"
+                     "cafile %s\ncertfile %s\nkeyfile %s\n"
+                     "listener %u 127.0.0.1\nallow_anonymous false\n",
+                     (unsigned) port_plain, (unsigned) port_tls, certs.ca_pem, certs.server_pem,
+                     certs.server_key, (unsigned) port_auth) < 0)
                 return false;
         good = write_file(broker_conf, text, strlen(text));
         free(text);
@@ -235,6 +242,9 @@ typedef struct Rec {
 
         const char *tx_text;
         unsigned n_tx_messages;
+
+        const char *const *connected_words; /* counted in the broker log at CONNECTED */
+        unsigned connected_count;
 } Rec;
 
 static void rec_init(Rec *r)
@@ -256,6 +266,8 @@ static SsResult rec_state(SsStream *s, void *userdata, SsState state, uint32_t a
                 r->count[state]++;
                 r->ack[state] = ack;
         }
+        if (state == SS_STATE_CONNECTED && r->connected_words)
+                r->connected_count = log_count(r->connected_words);
         return SS_OK;
 }
 
@@ -361,6 +373,11 @@ static bool done_acked(Rec *r, unsigned n)
 static bool done_messages(Rec *r, unsigned n)
 {
         return r->n_messages >= n;
+}
+
+static bool done_unreachable(Rec *r, unsigned n)
+{
+        return r->count[SS_STATE_UNREACHABLE] >= n;
 }
 
 static bool done_disconnected(Rec *r, unsigned n)
@@ -513,6 +530,13 @@ static void test_keep_alive(void)
         cmp_int(log_count(valid), >=, 2, "valid: svalidping 1 s sends PINGREQs");
         is_str(r.states, "CREATING CONNECTING CONNECTED", "ka: the connection stays up");
         is_str(rv.states, "CREATING CONNECTING CONNECTED", "valid: the connection stays up");
+
+        /* A frozen broker answers nothing: both hang up. */
+        broker_kill(SIGSTOP);
+        ok(run_until(done_disconnected, &r, 1, 8000), "ka: hung up on a frozen broker (%s)",
+           r.states);
+        ok(run_until(done_disconnected, &rv, 1, 8000), "valid: svalidhup hung up (%s)", rv.states);
+        broker_continue();
 out:
         ss_stream_free(s);
         ss_stream_free(sv);
@@ -532,6 +556,50 @@ static void test_tls(void)
                 return;
         ok(publish(s, &r, 2, true), "tls: two QoS 1 messages acked over TLS (%s)", r.states);
         is_int(log_count(words), 2, "tls: the broker got them");
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
+static void test_refused(void)
+{
+        Rec r = {};
+        SsStream *s;
+
+        rec_init(&r);
+        s = open_stream("refused", &r);
+        if (!s)
+                return;
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_unreachable, &r, 1, 10000), "refused: UNREACHABLE (%s)", r.states);
+        is_int(r.ack[SS_STATE_UNREACHABLE], SS_ACK_HANDSHAKE | 5u << SS_ACK_MQTT_CONNACK_SHIFT,
+               "refused: the handshake bit and CONNACK code 5 (not authorized)");
+        is_int(r.count[SS_STATE_CONNECTED], 0, "refused: never CONNECTED");
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
+static void test_birth(void)
+{
+        const char *pubacks[] = {"Sending PUBACK to smd-it-birth", NULL};
+        Rec r = {};
+        Sub sub;
+        SsStream *s;
+        char *out;
+
+        rec_init(&r);
+        r.connected_words = pubacks;
+        s = open_stream("birth", &r);
+        if (!s)
+                return;
+        (void) ss_stream_set_metadata(s, "client_id", "smd-it-birth", 12);
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_connected, &r, 1, 10000), "birth: CONNECTED (%s)", r.states);
+        is_int(r.connected_count, 1, "birth: the broker had acked the birth message at CONNECTED");
+        if (ok(sub_start(&sub, "it/birth/smd-it-birth", 1, "1"), "birth: a late subscriber")) {
+                out = sub_finish(&sub);
+                is_str(out, "online\n", "birth: the retained birth message, topic expanded");
+                free(out);
+        }
         ss_stream_free(s);
         rec_init(&r);
 }
@@ -595,6 +663,7 @@ static char *policy_json(void)
                      "\"retry\":[{\"fast\":{\"backoff\":[100,200],\"conceal\":1000,"
                      "\"jitterpc\":0}},"
                      "{\"slow\":{\"backoff\":[1500],\"conceal\":1000,\"jitterpc\":0}},"
+                     "{\"none\":{\"backoff\":[100],\"conceal\":0}},"
                      "{\"valid\":{\"backoff\":[100],\"conceal\":10,\"svalidping\":1,"
                      "\"svalidhup\":4}}],"
                      "\"certs\":[{\"ca\":\"file:%s\"}],"
@@ -617,9 +686,15 @@ static char *policy_json(void)
                      "\"mqtt_qos\":1,\"tls_trust_store\":\"ts\",\"retry\":\"fast\"}},"
                      "{\"restart\":{\"endpoint\":\"mqtt://127.0.0.1:%u\","
                      "\"mqtt_topic\":\"it/restart\",\"mqtt_qos\":1,\"nailed_up\":true,"
-                     "\"retry\":\"slow\",\"metadata\":[{\"client_id\":\"\"}]}}"
+                     "\"retry\":\"slow\",\"metadata\":[{\"client_id\":\"\"}]}},"
+                     "{\"refused\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"retry\":\"none\"}},"
+                     "{\"birth\":{\"endpoint\":\"mqtt://127.0.0.1:%u\","
+                     "\"mqtt_birth_topic\":\"it/birth/${client_id}\","
+                     "\"mqtt_birth_message\":\"online\",\"mqtt_birth_qos\":1,"
+                     "\"mqtt_birth_retain\":true,\"metadata\":[{\"client_id\":\"\"}]}}"
                      "]}",
-                     certs.ca_pem, p, p, p, p, p, p, (unsigned) port_tls, p) < 0)
+                     certs.ca_pem, p, p, p, p, p, p, (unsigned) port_tls, p, (unsigned) port_auth,
+                     p) < 0)
                 return NULL;
         return json;
 }
@@ -639,6 +714,9 @@ int main(void)
         do
                 port_tls = peers_free_port();
         while (port_tls == port_plain);
+        do
+                port_auth = peers_free_port();
+        while (port_auth == port_plain || port_auth == port_tls);
         atexit(broker_kill_at_exit);
         if (!ok(write_broker_conf(), "broker config written") ||
             !ok(broker_start(), "mosquitto is up")) {
@@ -666,6 +744,8 @@ int main(void)
         test_subscribe();
         test_keep_alive();
         test_tls();
+        test_refused();
+        test_birth();
         test_restart();
 
         ctx = ss_context_free(ctx);
