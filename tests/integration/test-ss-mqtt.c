@@ -4,9 +4,12 @@
  * and a TLS listener on free loopback ports, log_type all into a file),
  * mosquitto_sub watching what our streams publish at QoS 0 and 1 (retained
  * too, over TCP and TLS), mosquitto_pub feeding a stream's subscription,
- * keep-alive PINGREQs counted in the broker log, and the broker frozen and
- * killed with QoS 1 messages unacknowledged, then started again: they arrive
- * with DUP once the stream has reconnected.
+ * keep-alive PINGREQs counted in the broker log and the hang-ups when the
+ * broker is frozen, a CONNACK refusal (a listener without anonymous access),
+ * a QoS 1 birth message, and the broker frozen and killed with QoS 1 messages
+ * unacknowledged, then started again: they arrive with DUP once the stream has
+ * reconnected. An in-process broker that never acknowledges shows the resends
+ * and the QOS_NACK_REMOTE after the retry entry's conceal count.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +32,7 @@
 
 static sd_event *event;
 static SsContext *ctx;
-static uint16_t port_plain, port_tls, port_auth;
+static uint16_t port_plain, port_tls, port_auth, port_fake;
 static char *broker_conf, *broker_log;
 static pid_t broker_pid;
 static PeerCerts certs;
@@ -403,6 +407,121 @@ static bool publish(SsStream *s, Rec *r, size_t n, bool acked)
         return true;
 }
 
+/* ---- a broker that never acknowledges ---------------------------------------------------- */
+
+/*
+ * Answers CONNECT with CONNACK and closes the connection at the first PUBLISH,
+ * which it records (fixed header byte): QoS 1 messages are never acknowledged.
+ */
+typedef struct Fake {
+        int listen_fd, fd;
+        sd_event_source *listen_source, *source;
+        uint8_t in[4096];
+        size_t in_len;
+        uint8_t publishes[16];
+        unsigned n_publishes, n_connects;
+} Fake;
+
+static void fake_drop(Fake *f)
+{
+        f->source = sd_event_source_disable_unref(f->source);
+        if (f->fd >= 0)
+                (void) close(f->fd);
+        f->fd = -1;
+        f->in_len = 0;
+}
+
+static int on_fake_data(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+        Fake *f = userdata;
+        ssize_t n = read(fd, f->in + f->in_len, sizeof(f->in) - f->in_len);
+        size_t off = 0;
+
+        if (n <= 0) {
+                fake_drop(f);
+                return 0;
+        }
+        f->in_len += (size_t) n;
+        for (;;) {
+                size_t len = 0, i = off + 1;
+                unsigned shift = 0;
+                bool complete = false;
+
+                /* Fixed header: type byte, then the Remaining Length varint. */
+                while (i < f->in_len && i < off + 5) {
+                        uint8_t b = f->in[i++];
+
+                        len |= (size_t) (b & 0x7f) << shift;
+                        shift += 7;
+                        if (!(b & 0x80)) {
+                                complete = true;
+                                break;
+                        }
+                }
+                if (!complete || i + len > f->in_len)
+                        break;
+                if ((f->in[off] & 0xf0) == 0x10) {
+                        static const uint8_t connack[] = {0x20, 0x02, 0x00, 0x00};
+
+                        f->n_connects++;
+                        if (write(fd, connack, sizeof(connack)) != sizeof(connack)) {
+                                fake_drop(f);
+                                return 0;
+                        }
+                } else if ((f->in[off] & 0xf0) == 0x30) {
+                        if (f->n_publishes < sizeof(f->publishes))
+                                f->publishes[f->n_publishes++] = f->in[off];
+                        fake_drop(f);
+                        return 0;
+                }
+                off = i + len;
+        }
+        memmove(f->in, f->in + off, f->in_len - off);
+        f->in_len -= off;
+        return 0;
+}
+
+static int on_fake_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+        Fake *f = userdata;
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (c < 0)
+                return 0;
+        fake_drop(f);
+        f->fd = c;
+        if (sd_event_add_io(event, &f->source, c, EPOLLIN, on_fake_data, f) < 0)
+                fake_drop(f);
+        return 0;
+}
+
+static bool fake_start(Fake *f, uint16_t port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int one = 1;
+
+        *f = (Fake){.fd = -1};
+        f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (f->listen_fd < 0)
+                return false;
+        (void) setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        return bind(f->listen_fd, (struct sockaddr *) &a, sizeof(a)) == 0 &&
+               listen(f->listen_fd, 8) == 0 &&
+               sd_event_add_io(event, &f->listen_source, f->listen_fd, EPOLLIN, on_fake_accept,
+                               f) >= 0;
+}
+
+static void fake_stop(Fake *f)
+{
+        fake_drop(f);
+        f->listen_source = sd_event_source_disable_unref(f->listen_source);
+        if (f->listen_fd >= 0)
+                (void) close(f->listen_fd);
+        f->listen_fd = -1;
+}
+
 /* ---- tests ----------------------------------------------------------------------------- */
 
 static void test_publish(const char *type, const char *topic, const char *qos, bool acked)
@@ -604,6 +723,34 @@ static void test_birth(void)
         rec_init(&r);
 }
 
+static bool done_nacked(Rec *r, unsigned n)
+{
+        return r->count[SS_STATE_QOS_NACK_REMOTE] >= n;
+}
+
+/* conceal 2: sent, sent again twice with DUP, then QOS_NACK_REMOTE on the fourth connection. */
+static void test_nack(Fake *f)
+{
+        Rec r = {};
+        SsStream *s;
+
+        rec_init(&r);
+        s = open_stream("nack", &r);
+        if (!s)
+                return;
+        ok(publish(s, &r, 1, false), "nack: a QoS 1 message sent to a broker that never acks");
+        ok(run_until(done_nacked, &r, 1, 10000), "nack: QOS_NACK_REMOTE after the resends (%s)",
+           r.states);
+        is_int(f->n_publishes, 3, "nack: the broker saw it three times");
+        is_int(f->n_publishes > 0 ? f->publishes[0] : 0, 0x32, "nack: first QoS 1 without DUP");
+        is_int(f->n_publishes > 1 ? f->publishes[1] : 0, 0x3a, "nack: then with DUP");
+        is_int(f->n_publishes > 2 ? f->publishes[2] : 0, 0x3a, "nack: and again with DUP");
+        cmp_int(f->n_connects, >=, 4, "nack: one connection per attempt");
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "nack: never acked");
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
 static void test_restart(void)
 {
         const char *dups[] = {"Received PUBLISH from smd-it-restart", "d1, q1", NULL};
@@ -664,6 +811,7 @@ static char *policy_json(void)
                      "\"jitterpc\":0}},"
                      "{\"slow\":{\"backoff\":[1500],\"conceal\":1000,\"jitterpc\":0}},"
                      "{\"none\":{\"backoff\":[100],\"conceal\":0}},"
+                     "{\"two\":{\"backoff\":[50],\"conceal\":2,\"jitterpc\":0}},"
                      "{\"valid\":{\"backoff\":[100],\"conceal\":10,\"svalidping\":1,"
                      "\"svalidhup\":4}}],"
                      "\"certs\":[{\"ca\":\"file:%s\"}],"
@@ -691,10 +839,12 @@ static char *policy_json(void)
                      "{\"birth\":{\"endpoint\":\"mqtt://127.0.0.1:%u\","
                      "\"mqtt_birth_topic\":\"it/birth/${client_id}\","
                      "\"mqtt_birth_message\":\"online\",\"mqtt_birth_qos\":1,"
-                     "\"mqtt_birth_retain\":true,\"metadata\":[{\"client_id\":\"\"}]}}"
+                     "\"mqtt_birth_retain\":true,\"metadata\":[{\"client_id\":\"\"}]}},"
+                     "{\"nack\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_topic\":\"it/nack\","
+                     "\"mqtt_qos\":1,\"nailed_up\":true,\"retry\":\"two\"}}"
                      "]}",
                      certs.ca_pem, p, p, p, p, p, p, (unsigned) port_tls, p, (unsigned) port_auth,
-                     p) < 0)
+                     p, (unsigned) port_fake) < 0)
                 return NULL;
         return json;
 }
@@ -703,6 +853,7 @@ int main(void)
 {
         Policy *policy;
         PolicyErrors errors = {};
+        Fake fake = {.fd = -1, .listen_fd = -1};
         char *json;
 
         peers_init(180);
@@ -717,6 +868,9 @@ int main(void)
         do
                 port_auth = peers_free_port();
         while (port_auth == port_plain || port_auth == port_tls);
+        do
+                port_fake = peers_free_port();
+        while (port_fake == port_plain || port_fake == port_tls || port_fake == port_auth);
         atexit(broker_kill_at_exit);
         if (!ok(write_broker_conf(), "broker config written") ||
             !ok(broker_start(), "mosquitto is up")) {
@@ -746,6 +900,9 @@ int main(void)
         test_tls();
         test_refused();
         test_birth();
+        if (ok(fake_start(&fake, port_fake), "a broker that never acks"))
+                test_nack(&fake);
+        fake_stop(&fake);
         test_restart();
 
         ctx = ss_context_free(ctx);
