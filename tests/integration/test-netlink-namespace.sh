@@ -47,7 +47,7 @@ ok $? "saying the agent is at IFACE_COLDPLUG: $(cat "$W/wait.err")"
 ctl wait --online --timeout 0.3 2>/dev/null
 is $? 1 "smdctl wait --online times out too"
 
-ctl monitor --class network --json >"$W/mon.out" 2>"$W/mon.err" &
+"$SMDCTL" -s "$S" monitor --class network --json >"$W/mon.out" 2>"$W/mon.err" &
 MON=$!
 wait_for 5 sh -c "grep -q '\"if\":\"lo\"' '$W/mon.out'"
 ok $? "a subscriber joins and first gets the retained state of lo"
@@ -169,7 +169,7 @@ ok $([ -n "$idx" ]; echo $?) "messages carry the interface index"
 kill "$MON" 2>/dev/null
 wait "$MON" 2>/dev/null
 MON=
-ctl monitor --class network --json >"$W/burst.out" 2>/dev/null &
+"$SMDCTL" -s "$S" monitor --class network --json >"$W/burst.out" 2>/dev/null &
 MON=$!
 sleep 0.2
 t0=$(date +%s%N)
