@@ -116,6 +116,18 @@ static const ServerHandlers server_handlers = {
     .published = on_published,
 };
 
+/*
+ * After a suspend, idle kept-alive connections are most likely dead (the peer
+ * or a NAT timed them out while we slept): close them rather than find out on
+ * the next request. Live streams check themselves through their validity pings.
+ */
+static void on_resume(void *userdata)
+{
+        Manager *m = userdata;
+
+        ss_context_drop_idle_connections(m->ss);
+}
+
 int manager_new(Manager **ret, const ManagerOptions *options)
 {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -192,6 +204,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         r = machine_new(&m->machine, m, options->time_sync_wait_usec);
         if (r < 0)
                 return log_error_errno(r, "failed to set up the system state: %m");
+        r = machine_add_resume_hook(m->machine, on_resume, m);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up resume handling: %m");
         r = cpd_new(&m->cpd, m);
         if (r < 0)
                 return log_error_errno(r, "failed to set up captive portal detection: %m");
