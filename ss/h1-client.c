@@ -84,12 +84,12 @@ struct H1Client {
         uint8_t in[SS_RX_CHUNK];
 };
 
-static bool method_has_body(const char *method)
+bool h1_method_has_body(const char *method)
 {
         return streq(method, "POST") || streq(method, "PUT") || streq(method, "PATCH");
 }
 
-static const char *stream_method(SsStream *s)
+const char *h1_stream_method(SsStream *s)
 {
         return s->st->http.method ? s->st->http.method : "GET";
 }
@@ -174,7 +174,7 @@ static void buf_adds(Buf *b, const char *s)
 }
 
 /* A policy header name, as sent: without a trailing ':' (upstream writes "x-y:"). */
-static size_t header_name_len(const char *header)
+size_t h1_header_name_len(const char *header)
 {
         size_t n = strlen(header);
 
@@ -185,7 +185,7 @@ static size_t header_name_len(const char *header)
 
 static int build_request(SsStream *s, H1Client *h)
 {
-        const char *method = stream_method(s);
+        const char *method = h1_stream_method(s);
         bool default_port = h->port == (h->tls ? 443 : 80);
         bool literal6 = strchr(h->host, ':') != NULL;
         char line[64];
@@ -208,7 +208,7 @@ static int build_request(SsStream *s, H1Client *h)
 
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const PolicyMetadata *md = &s->st->metadata[i];
-                size_t n = header_name_len(md->header);
+                size_t n = h1_header_name_len(md->header);
 
                 if (n == 0 || !s->metadata[i])
                         continue;
@@ -220,7 +220,7 @@ static int build_request(SsStream *s, H1Client *h)
 
         h->body = H1_BODY_NONE;
         h->body_done = true;
-        if (method_has_body(method) && h->hops == 0) {
+        if (h1_method_has_body(method) && h->hops == 0) {
                 h->body_done = false;
                 h->tx_wanted = true;
                 if (s->has_tx_len) {
@@ -249,7 +249,7 @@ static int build_request(SsStream *s, H1Client *h)
 
 static void response_reset(SsStream *s, H1Client *h)
 {
-        http1_parser_reset(h->parser, streq(stream_method(s), "HEAD"));
+        http1_parser_reset(h->parser, streq(h1_stream_method(s), "HEAD"));
         h->status = 0;
         h->location = mfree(h->location);
         h->retry_after_ms = 0;
@@ -311,7 +311,7 @@ static bool response_leaves_connection_clean(H1Client *h)
  */
 static int retry_on_new_connection(SsStream *s, H1Client *h)
 {
-        const char *method = stream_method(s);
+        const char *method = h1_stream_method(s);
         SsPoolKey key;
 
         if (!h->reused || h->got_response || !(streq(method, "GET") || streq(method, "HEAD")))
@@ -570,17 +570,33 @@ static int maybe_redirect(SsStream *s, H1Client *h)
         return r < 0 ? r : 1;
 }
 
-static void store_response_metadata(SsStream *s, const Http1Event *ev)
+void h1_store_response_metadata(SsStream *s, const char *name, size_t name_len, const char *value,
+                                size_t value_len)
 {
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const char *header = s->st->metadata[i].header;
-                size_t n = header_name_len(header);
+                size_t n = h1_header_name_len(header);
 
-                if (n == 0 || n != ev->name_len || strncasecmp(header, ev->name, n) != 0)
+                if (n == 0 || n != name_len || strncasecmp(header, name, n) != 0)
                         continue;
                 /* Values too long or not storable are dropped: the header is advisory. */
-                (void) ss_stream_set_metadata(s, s->st->metadata[i].name, ev->value, ev->value_len);
+                (void) ss_stream_set_metadata(s, s->st->metadata[i].name, value, value_len);
         }
+}
+
+bool h1_parse_retry_after(const char *value, size_t len, uint64_t *ret_ms)
+{
+        uint64_t v = 0;
+        size_t i;
+
+        /* Only the delay-seconds form; an HTTP date is ignored. */
+        for (i = 0; i < len && value[i] >= '0' && value[i] <= '9'; i++)
+                if (v <= RETRY_AFTER_MAX_S)
+                        v = v * 10 + (uint64_t) (value[i] - '0');
+        if (i == 0 || i != len)
+                return false;
+        *ret_ms = MIN(v, (uint64_t) RETRY_AFTER_MAX_S) * 1000;
+        return true;
 }
 
 static void note_header(SsStream *s, H1Client *h, const Http1Event *ev)
@@ -589,15 +605,7 @@ static void note_header(SsStream *s, H1Client *h, const Http1Event *ev)
                 free(h->location);
                 h->location = strndup(ev->value, ev->value_len);
         } else if (strcasecmp(ev->name, "retry-after") == 0) {
-                uint64_t v = 0;
-                size_t i;
-
-                /* Only the delay-seconds form; an HTTP date is ignored. */
-                for (i = 0; i < ev->value_len && ev->value[i] >= '0' && ev->value[i] <= '9'; i++)
-                        if (v <= RETRY_AFTER_MAX_S)
-                                v = v * 10 + (uint64_t) (ev->value[i] - '0');
-                if (i > 0 && i == ev->value_len)
-                        h->retry_after_ms = MIN(v, (uint64_t) RETRY_AFTER_MAX_S) * 1000;
+                (void) h1_parse_retry_after(ev->value, ev->value_len, &h->retry_after_ms);
         } else if (strcasecmp(ev->name, "keep-alive") == 0) {
                 const char *p = strcasestr(ev->value, "timeout=");
                 uint64_t v = 0;
@@ -610,7 +618,7 @@ static void note_header(SsStream *s, H1Client *h, const Http1Event *ev)
                         h->keep_alive_ms = MIN(v, (uint64_t) RETRY_AFTER_MAX_S) * 1000;
                 }
         }
-        store_response_metadata(s, ev);
+        h1_store_response_metadata(s, ev->name, ev->name_len, ev->value, ev->value_len);
 }
 
 static SsResult deliver_body(SsStream *s, H1Client *h, const uint8_t *data, size_t size)
@@ -644,7 +652,7 @@ static SsResult deliver_body(SsStream *s, H1Client *h, const uint8_t *data, size
         return SS_OK;
 }
 
-static bool status_is_expected(SsStream *s, unsigned status)
+bool h1_status_is_expected(SsStream *s, unsigned status)
 {
         if (s->st->http.expect)
                 return status == s->st->http.expect;
@@ -669,9 +677,10 @@ static SsResult complete(SsStream *s, H1Client *h)
                         return r;
         }
 
-        r = ss_stream_deliver_state(
-            s, status_is_expected(s, status) ? SS_STATE_QOS_ACK_REMOTE : SS_STATE_QOS_NACK_REMOTE,
-            status);
+        r = ss_stream_deliver_state(s,
+                                    h1_status_is_expected(s, status) ? SS_STATE_QOS_ACK_REMOTE
+                                                                     : SS_STATE_QOS_NACK_REMOTE,
+                                    status);
         if (r == SS_DESTROY_ME)
                 return r;
         /* 503 and 429 ask to come back later: a failure to retry, after Retry-After. */

@@ -19,6 +19,7 @@
 typedef struct H1Client H1Client;
 typedef struct WsClient WsClient;
 typedef struct MqttClient MqttClient;
+typedef struct H2Client H2Client;
 
 /* The connection layer as the stream sees it: the real transport, or a test double. */
 typedef struct SsTransportOps {
@@ -115,6 +116,7 @@ typedef struct SsProtocolOps {
 extern const SsProtocolOps ss_protocol_h1;
 extern const SsProtocolOps ss_protocol_ws;
 extern const SsProtocolOps ss_protocol_mqtt;
+extern const SsProtocolOps ss_protocol_h2;
 
 /* The client protocol implementing protocol, NULL when there is none (yet). */
 const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol);
@@ -190,6 +192,7 @@ struct SsStream {
         H1Client *h1; /* protocol state of the connection: the one of s->proto */
         WsClient *ws;
         MqttClient *mqtt;  /* outlives its connections: the QoS 1 messages in flight */
+        H2Client *h2;      /* h2 (s->h1 as well after a fall back to http/1.1) */
         uint32_t drop_ack; /* the ack of the next DISCONNECTED (ws: the close code) */
         bool redirecting;  /* a replacement transport (redirect, dead reused one): no states */
         bool rx_paused;    /* ss_stream_pause_rx(): the protocol stops reading */
@@ -268,6 +271,17 @@ void h1_client_set_reused(H1Client *h);
  * with its pool key (pointing into h) and how long it may stay idle.
  */
 bool h1_client_is_reusable(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_ms);
+/* What h2 shares with h1: the method, header names, expected status, response metadata. */
+const char *h1_stream_method(SsStream *s);
+bool h1_method_has_body(const char *method);
+/* A policy header name, as sent: without a trailing ':'. */
+size_t h1_header_name_len(const char *header);
+bool h1_status_is_expected(SsStream *s, unsigned status);
+/* A response header into the metadata that declares it. */
+void h1_store_response_metadata(SsStream *s, const char *name, size_t name_len, const char *value,
+                                size_t value_len);
+/* Retry-After in delay-seconds (bounded to a day); false for other forms. */
+bool h1_parse_retry_after(const char *value, size_t len, uint64_t *ret_ms);
 
 /* Tests: replace the connection layer and the jitter source. */
 void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops);

@@ -129,6 +129,7 @@ const SsProtocolOps *ss_protocol_find(PolicyProtocol protocol)
         case POLICY_PROTOCOL_MQTT:
                 return &ss_protocol_mqtt;
         case POLICY_PROTOCOL_H2:
+                return &ss_protocol_h2;
         case POLICY_PROTOCOL_H3:
         case POLICY_PROTOCOL_RAW:
         case _POLICY_PROTOCOL_MAX:

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Secure Streams h2 against nginx: a TLS listener with http2 and one without
+ * (the h1 fall back on the same connection), certificates from certtool
+ * (peers.c), WebDAV PUT as the upload sink. nginx logs every request with its
+ * connection number and protocol, so the test sees what went over the wire:
+ * HTTP/2.0 or HTTP/1.1, and on how many connections.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "stream.h"
+#include "tap.h"
+#include "transport.h"
+
+#define N_MANY 20
+
+static sd_event *event;
+static SsContext *ctx;
+static pid_t nginx_pid = -1;
+static char *www;
+
+typedef struct Ports {
+        uint16_t plain, h2, h1only;
+} Ports;
+
+/* ---- nginx ------------------------------------------------------------------------------ */
+
+static void nginx_kill(void)
+{
+        if (nginx_pid > 0) {
+                (void) kill(nginx_pid, SIGTERM);
+                (void) waitpid(nginx_pid, NULL, 0);
+                nginx_pid = -1;
+        }
+}
+
+static bool port_answers(uint16_t port)
+{
+        char url[64];
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned) port);
+        const char *argv[] = {"curl", "-s", "-o", "/dev/null", "--max-time", "1", url, NULL};
+        return peers_run(argv) == 0;
+}
+
+static void write_pattern(const char *path)
+{
+        FILE *f = fopen(path, "we");
+
+        if (!f)
+                return;
+        for (size_t i = 0; i < PEERS_BIG_SIZE; i++)
+                (void) fputc(peers_big_byte(i), f);
+        (void) fclose(f);
+}
+
+static void nginx_run(const Ports *p, const PeerCerts *c)
+{
+        char *conf = peers_path("h2.conf"), *big = peers_path("h2www/big"),
+             *up = peers_path("h2www/up");
+        const char *d = peers_dir();
+        const char *locations = "    location = / { return 200 \"hello\\n\"; }\n"
+                                "    location = /busy { add_header Retry-After 1 always; "
+                                "return 503; }\n"
+                                "    location /up/ { dav_methods PUT; create_full_put_path on; "
+                                "client_max_body_size 4m; }\n";
+        FILE *f;
+
+        www = peers_path("h2www");
+        (void) mkdir(www, 0777);
+        (void) mkdir(up, 0777);
+        (void) chmod(www, 0777);
+        (void) chmod(up, 0777);
+        write_pattern(big);
+
+        f = fopen(conf, "we");
+        if (!f)
+                tap_skip_all("cannot write the nginx config");
+        fprintf(f,
+                "daemon off;\nworker_processes 1;\npid %s/h2.pid;\nerror_log %s/h2-error.log;\n"
+                "user root;\nevents { worker_connections 1024; }\n"
+                "http {\n  log_format conn '$connection $server_protocol $request_method "
+                "$uri $status';\n  access_log %s/h2-access.log conn;\n"
+                "  client_body_temp_path %s/h2body;\n  proxy_temp_path %s/h2proxy;\n"
+                "  fastcgi_temp_path %s/h2fcgi;\n  uwsgi_temp_path %s/h2uwsgi;\n"
+                "  scgi_temp_path %s/h2scgi;\n  default_type application/octet-stream;\n",
+                d, d, d, d, d, d, d, d);
+        fprintf(f, "  server {\n    listen 127.0.0.1:%u;\n    root %s;\n%s  }\n",
+                (unsigned) p->plain, www, locations);
+        fprintf(f,
+                "  server {\n    listen 127.0.0.1:%u ssl http2;\n    ssl_certificate %s;\n"
+                "    ssl_certificate_key %s;\n    root %s;\n%s  }\n",
+                (unsigned) p->h2, c->server_pem, c->server_key, www, locations);
+        fprintf(f,
+                "  server {\n    listen 127.0.0.1:%u ssl;\n    ssl_certificate %s;\n"
+                "    ssl_certificate_key %s;\n    root %s;\n%s  }\n",
+                (unsigned) p->h1only, c->server_pem, c->server_key, www, locations);
+        fprintf(f, "}\n");
+        (void) fclose(f);
+
+        (void) fflush(stdout);
+        nginx_pid = fork();
+        if (nginx_pid == 0) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+                (void) dup2(null, STDOUT_FILENO);
+                (void) dup2(null, STDERR_FILENO);
+                execlp("nginx", "nginx", "-p", d, "-c", conf, "-e", "/dev/null", (char *) NULL);
+                _exit(127);
+        }
+        atexit(nginx_kill);
+        for (int i = 0; i < 300; i++) {
+                if (port_answers(p->plain))
+                        break;
+                if (waitpid(nginx_pid, NULL, WNOHANG) != 0) {
+                        nginx_pid = -1;
+                        break;
+                }
+                usleep(10000);
+        }
+        if (nginx_pid < 0 || !port_answers(p->plain)) {
+                ok(false, "nginx starts");
+                exit(peers_done());
+        }
+        free(conf);
+        free(big);
+        free(up);
+}
+
+/*
+ * The access log lines for uri: how many, how many over protocol, and on how
+ * many distinct connections. The log is truncated between checks.
+ */
+typedef struct LogCount {
+        unsigned lines, with_protocol, connections;
+} LogCount;
+
+static LogCount log_count(const char *uri, const char *protocol)
+{
+        char *path = peers_path("h2-access.log");
+        char line[512];
+        unsigned long seen[256];
+        LogCount n = {};
+        FILE *f = path ? fopen(path, "re") : NULL;
+
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long conn;
+                char proto[32], method[16], u[256];
+                bool known = false;
+
+                if (sscanf(line, "%lu %31s %15s %255s", &conn, proto, method, u) != 4 ||
+                    !streq(u, uri))
+                        continue;
+                n.lines++;
+                if (streq(proto, protocol))
+                        n.with_protocol++;
+                for (unsigned i = 0; i < n.connections && !known; i++)
+                        known = seen[i] == conn;
+                if (!known && n.connections < ELEMENTSOF(seen))
+                        seen[n.connections++] = conn;
+        }
+        if (f)
+                (void) fclose(f);
+        free(path);
+        return n;
+}
+
+/* ---- a recording stream user ----------------------------------------------------------- */
+
+typedef struct Rec {
+        char states[1024];
+        unsigned count[_SS_STATE_MAX];
+        uint32_t ack[_SS_STATE_MAX];
+        uint8_t *body;
+        size_t body_len;
+        unsigned n_som, n_eom, n_rx;
+        size_t tx_size, tx_off;
+} Rec;
+
+static void rec_init(Rec *r)
+{
+        *r = (Rec){};
+}
+
+static SsResult rec_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        Rec *r = userdata;
+        size_t n = strlen(r->states);
+
+        if (n + 32 < sizeof(r->states))
+                snprintf(r->states + n, sizeof(r->states) - n, "%s%s", n ? " " : "",
+                         ss_state_to_string(state));
+        if (state > 0 && state < _SS_STATE_MAX) {
+                r->count[state]++;
+                r->ack[state] = ack;
+        }
+        return SS_OK;
+}
+
+static SsResult rec_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
+{
+        Rec *r = userdata;
+        uint8_t *p;
+
+        r->n_rx++;
+        if (flags & SS_FLAG_SOM)
+                r->n_som++;
+        if (flags & SS_FLAG_EOM)
+                r->n_eom++;
+        if (r->body_len + len > 2 * PEERS_BIG_SIZE)
+                return SS_DISCONNECT_ME;
+        p = realloc(r->body, r->body_len + len + 1);
+        if (!p)
+                return SS_DISCONNECT_ME;
+        r->body = p;
+        memcpy(r->body + r->body_len, buf, len);
+        r->body_len += len;
+        r->body[r->body_len] = 0;
+        return SS_OK;
+}
+
+static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        Rec *r = userdata;
+        size_t n = MIN(*len, r->tx_size - r->tx_off);
+
+        /* Odd piece sizes, so that DATA frames and tx pieces do not line up. */
+        n = MIN(n, (size_t) 7001);
+        for (size_t i = 0; i < n; i++)
+                buf[i] = peers_big_byte(r->tx_off + i);
+        r->tx_off += n;
+        *len = n;
+        *flags = r->tx_off == r->tx_size ? SS_FLAG_EOM : 0;
+        return SS_OK;
+}
+
+static const SsStreamHandlers handlers = {.rx = rec_rx, .tx = rec_tx, .state = rec_state};
+
+static SsStream *open_stream(const char *type, Rec *r)
+{
+        SsStream *s = NULL;
+        int k = ss_stream_new(&s, ctx, type, &handlers, r);
+
+        if (k < 0)
+                is_int(k, 0, "ss_stream_new(%s)", type);
+        return s;
+}
+
+static bool run_until(bool (*done)(void *), void *userdata, unsigned ms)
+{
+        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
+
+        while (!done(userdata)) {
+                if (peers_now_usec() > end)
+                        return false;
+                (void) sd_event_run(event, 20000);
+        }
+        return true;
+}
+
+static bool done_transaction(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->count[SS_STATE_DISCONNECTED] > 0 || r->count[SS_STATE_ALL_RETRIES_FAILED] > 0;
+}
+
+static void run_get(const char *type, Rec *r)
+{
+        SsStream *s;
+
+        rec_init(r);
+        s = open_stream(type, r);
+        if (!s)
+                return;
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_transaction, r, 10000), "%s: transaction done (%s)", type, r->states);
+        ss_stream_free(s);
+}
+
+static bool body_is_big(const Rec *r)
+{
+        bool same = r->body_len == PEERS_BIG_SIZE;
+
+        for (size_t i = 0; i < r->body_len && same; i++)
+                same = r->body[i] == peers_big_byte(i);
+        return same;
+}
+
+static void truncate_log(void)
+{
+        char *path = peers_path("h2-access.log");
+
+        if (path)
+                (void) truncate(path, 0);
+        free(path);
+}
+
+/* nginx writes its access log line when the request ends: give it a moment. */
+static LogCount log_wait(const char *uri, const char *protocol, unsigned lines)
+{
+        LogCount n = {};
+
+        for (int i = 0; i < 100; i++) {
+                n = log_count(uri, protocol);
+                if (n.lines >= lines)
+                        break;
+                usleep(10000);
+        }
+        return n;
+}
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void test_get(void)
+{
+        LogCount n;
+        Rec r;
+
+        truncate_log();
+        run_get("big", &r);
+        is_str(r.states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED DESTROYING",
+               "h2 GET: states");
+        is_int(r.ack[SS_STATE_QOS_ACK_REMOTE], 200, "h2 GET: ack is the status");
+        is_int(r.body_len, PEERS_BIG_SIZE, "h2 GET: 1 MiB arrived");
+        ok(body_is_big(&r), "h2 GET: the exact bytes");
+        is_int(r.n_som, 1, "h2 GET: SOM once");
+        is_int(r.n_eom, 1, "h2 GET: EOM once");
+        tap_diag("1 MiB came in %u rx calls", r.n_rx);
+        free(r.body);
+        n = log_wait("/big", "HTTP/2.0", 1);
+        is_int(n.with_protocol, 1, "h2 GET: nginx saw it over HTTP/2.0");
+
+        run_get("missing", &r);
+        is_int(r.count[SS_STATE_QOS_NACK_REMOTE], 1, "h2 404: NACK");
+        is_int(r.ack[SS_STATE_QOS_NACK_REMOTE], 404, "h2 404: ack is the status");
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "h2 404: no ACK");
+        is_int(r.n_eom, 1, "h2 404: its body arrives, EOM once");
+        free(r.body);
+
+        run_get("expect404", &r);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 http_expect 404: ACK");
+        free(r.body);
+}
+
+static bool file_matches(const char *name, size_t size)
+{
+        char *path;
+        uint8_t *data;
+        size_t n = 0;
+        bool same;
+
+        if (asprintf(&path, "%s/up/%s", www, name) < 0)
+                return false;
+        data = (uint8_t *) peers_read_file(path, &n);
+        free(path);
+        same = data && n == size;
+        for (size_t i = 0; same && i < n; i++)
+                same = data[i] == peers_big_byte(i);
+        free(data);
+        return same;
+}
+
+static void test_upload(void)
+{
+        LogCount n;
+        SsStream *s;
+        Rec r;
+
+        truncate_log();
+        rec_init(&r);
+        r.tx_size = PEERS_BIG_SIZE;
+        s = open_stream("put_len", &r);
+        (void) ss_stream_request_tx_len(s, PEERS_BIG_SIZE);
+        ok(run_until(done_transaction, &r, 10000), "h2 PUT with length (%s)", r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 PUT with length: ACK (%u)",
+               (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
+        ok(file_matches("len.bin", PEERS_BIG_SIZE), "h2 PUT with length: byte for byte on disk");
+        ss_stream_free(s);
+        free(r.body);
+        n = log_wait("/up/len.bin", "HTTP/2.0", 1);
+        is_int(n.with_protocol, 1, "h2 PUT: nginx saw it over HTTP/2.0");
+
+        rec_init(&r);
+        r.tx_size = PEERS_BIG_SIZE;
+        s = open_stream("put_nolen", &r);
+        (void) ss_stream_request_tx(s);
+        ok(run_until(done_transaction, &r, 10000), "h2 PUT without length (%s)", r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 PUT without length: ACK (%u)",
+               (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
+        ok(file_matches("nolen.bin", PEERS_BIG_SIZE),
+           "h2 PUT without length: byte for byte on disk");
+        ss_stream_free(s);
+        free(r.body);
+}
+
+static void test_fallback(void)
+{
+        LogCount n;
+        SsStream *s;
+        Rec r;
+
+        truncate_log();
+        run_get("fallback", &r);
+        is_str(r.states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE DISCONNECTED DESTROYING",
+               "h1 fall back: states");
+        ok(body_is_big(&r), "h1 fall back: the exact 1 MiB");
+        is_int(r.n_som, 1, "h1 fall back: SOM once");
+        is_int(r.n_eom, 1, "h1 fall back: EOM once");
+        free(r.body);
+        n = log_wait("/big", "HTTP/1.1", 1);
+        is_int(n.lines, 1, "h1 fall back: one request");
+        is_int(n.with_protocol, 1, "h1 fall back: nginx saw HTTP/1.1");
+
+        rec_init(&r);
+        r.tx_size = PEERS_BIG_SIZE;
+        s = open_stream("fallback_put", &r);
+        (void) ss_stream_request_tx_len(s, PEERS_BIG_SIZE);
+        ok(run_until(done_transaction, &r, 10000), "h1 fall back PUT (%s)", r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h1 fall back PUT: ACK");
+        ok(file_matches("fb.bin", PEERS_BIG_SIZE), "h1 fall back PUT: byte for byte on disk");
+        ss_stream_free(s);
+        free(r.body);
+}
+
+static bool done_retried(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->count[SS_STATE_QOS_NACK_REMOTE] >= 2 && r->count[SS_STATE_DISCONNECTED] >= 2;
+}
+
+static void test_503(void)
+{
+        uint64_t start = peers_now_usec();
+        SsStream *s;
+        Rec r;
+
+        rec_init(&r);
+        s = open_stream("busy", &r);
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_retried, &r, 8000), "h2 503: retried (%s)", r.states);
+        is_int(r.ack[SS_STATE_QOS_NACK_REMOTE], 503, "h2 503: NACK 503");
+        cmp_int(peers_now_usec() - start, >=, 1000000, "h2 503 with Retry-After: 1: waits >= 1 s");
+        ss_stream_free(s);
+        free(r.body);
+}
+
+static bool done_many(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_MANY; i++)
+                if (!done_transaction(&r[i]))
+                        return false;
+        return true;
+}
+
+static void test_many(void)
+{
+        Rec r[N_MANY];
+        SsStream *s[N_MANY];
+        unsigned good = 0;
+
+        truncate_log();
+        for (unsigned i = 0; i < N_MANY; i++) {
+                rec_init(&r[i]);
+                s[i] = open_stream("big", &r[i]);
+                if (s[i])
+                        (void) ss_stream_client_connect(s[i]);
+        }
+        ok(run_until(done_many, r, 30000), "%u concurrent h2 GETs done", N_MANY);
+        for (unsigned i = 0; i < N_MANY; i++) {
+                good += r[i].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[i]) &&
+                        r[i].n_eom == 1;
+                ss_stream_free(s[i]);
+                free(r[i].body);
+        }
+        is_int(good, N_MANY, "every concurrent GET: ACK and the exact 1 MiB");
+        is_int(log_wait("/big", "HTTP/2.0", N_MANY).with_protocol, N_MANY,
+               "nginx saw %u h2 requests", N_MANY);
+}
+
+/* ---- policy ---------------------------------------------------------------------------- */
+
+static void _printf_(2, 3) append(char **json, const char *format, ...)
+{
+        char *piece = NULL, *joined = NULL;
+        va_list ap;
+        int r;
+
+        if (!*json)
+                return;
+        va_start(ap, format);
+        r = vasprintf(&piece, format, ap);
+        va_end(ap);
+        if (r < 0 || asprintf(&joined, "%s%s", *json, piece) < 0)
+                joined = NULL;
+        free(piece);
+        free(*json);
+        *json = joined;
+}
+
+static void add_h2(char **json, const char *name, uint16_t port, const char *extra)
+{
+        append(json,
+               "{\"%s\":{\"endpoint\":\"localhost\",\"port\":%u,\"protocol\":\"h2\","
+               "\"tls\":true,\"tls_trust_store\":\"good\",\"retry\":\"quick\"%s%s}},",
+               name, (unsigned) port, extra[0] ? "," : "", extra);
+}
+
+static char *policy_json(const Ports *p, const PeerCerts *c)
+{
+        char *json = strdup("");
+
+        append(&json,
+               "{\"release\":\"1\",\"product\":\"it\",\"schema-version\":1,"
+               "\"retry\":[{\"quick\":{\"backoff\":[100,200],\"conceal\":2,\"jitterpc\":10}},"
+               "{\"once\":{\"backoff\":[100],\"conceal\":1}}],"
+               "\"certs\":[{\"ca\":\"file:%s\"}],"
+               "\"trust_stores\":[{\"name\":\"good\",\"stack\":[\"ca\"]}],\"s\":[",
+               c->ca_pem);
+        add_h2(&json, "big", p->h2, "\"http_url\":\"big\"");
+        add_h2(&json, "missing", p->h2, "\"http_url\":\"missing\"");
+        add_h2(&json, "expect404", p->h2, "\"http_url\":\"missing\",\"http_expect\":404");
+        add_h2(&json, "put_len", p->h2, "\"http_method\":\"PUT\",\"http_url\":\"up/len.bin\"");
+        add_h2(&json, "put_nolen", p->h2, "\"http_method\":\"PUT\",\"http_url\":\"up/nolen.bin\"");
+        add_h2(&json, "fallback", p->h1only, "\"http_url\":\"big\"");
+        add_h2(&json, "fallback_put", p->h1only,
+               "\"http_method\":\"PUT\",\"http_url\":\"up/fb.bin\"");
+        add_h2(&json, "busy", p->h2, "\"http_url\":\"busy\",\"retry\":\"once\"");
+        /* Drop the last comma. */
+        if (json)
+                json[strlen(json) - 1] = 0;
+        append(&json, "]}");
+        return json;
+}
+
+int main(void)
+{
+        PeerCerts certs;
+        Ports ports;
+        Policy *policy;
+        PolicyErrors errors = {};
+        char *json;
+
+        peers_init(180);
+        peer_certs_make(&certs);
+        if (!peers_have("nginx") || !peers_have("curl"))
+                tap_skip_all("nginx or curl is not installed");
+        ports = (Ports){
+            .plain = peers_free_port(),
+            .h2 = peers_free_port(),
+            .h1only = peers_free_port(),
+        };
+        nginx_run(&ports, &certs);
+
+        json = policy_json(&ports, &certs);
+        policy = policy_new();
+        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
+        for (size_t i = 0; i < errors.n_messages; i++)
+                tap_diag("%s", errors.messages[i]);
+        policy_errors_clear(&errors);
+        free(json);
+
+        is_int(sd_event_new(&event), 0, "event loop");
+        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+
+        test_get();
+        test_upload();
+        test_fallback();
+        test_503();
+        test_many();
+
+        ctx = ss_context_free(ctx);
+        event = sd_event_unref(event);
+        policy_free(policy);
+        nginx_kill();
+        peer_certs_free(&certs);
+        free(www);
+        return peers_done();
+}
