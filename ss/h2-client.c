@@ -34,7 +34,8 @@ struct H2Client {
         nghttp2_session *session;
         bool fallback; /* the server chose http/1.1: s->h1 runs the transaction */
         bool started;
-        bool closing; /* GOAWAY queued by close() */
+        bool closing;            /* GOAWAY queued by close() */
+        sd_event_source *resume; /* delivers the queue after ss_stream_pause_rx(false) */
 
         char *host; /* the expanded endpoint */
         char *path;
@@ -220,6 +221,7 @@ static H2Client *h2_client_free(H2Client *h)
 {
         if (!h)
                 return NULL;
+        (void) sd_event_source_disable_unref(h->resume);
         nghttp2_session_del(h->session);
         free(h->host);
         free(h->path);
@@ -515,7 +517,7 @@ static SsResult h2_on_readable(SsStream *s)
                 ssize_t n, k;
 
                 /* Queued body first; nothing more is read while rx is paused or full. */
-                if (s->rx_paused || h->rx_end - h->rx_start >= H2_WINDOW / 2) {
+                if (s->rx_paused || h->rx_end > h->rx_start) {
                         SsResult r = process(s, h);
 
                         if (r != SS_OK || s->h2 != h)
@@ -604,6 +606,26 @@ static SsResult h2_validity_ping(SsStream *s)
         return h2_on_writable(s);
 }
 
+static int on_resume(sd_event_source *source, void *userdata)
+{
+        SsStream *s = userdata;
+
+        s->h2->resume = sd_event_source_disable_unref(s->h2->resume);
+        ss_stream_dispatch(s, h2_on_readable(s));
+        return 0;
+}
+
+static void h2_resume_rx(SsStream *s)
+{
+        H2Client *h = s->h2;
+
+        if (!h || h->fallback || !h->session || h->resume)
+                return;
+        /* On failure the next bytes from the server deliver the queue (or svalidhup ends it). */
+        if (sd_event_add_defer(s->context->event, &h->resume, on_resume, s) < 0)
+                h->resume = NULL;
+}
+
 static void h2_close(SsStream *s)
 {
         H2Client *h = s->h2;
@@ -647,4 +669,5 @@ const SsProtocolOps ss_protocol_h2 = {
     .request_tx = h2_request_tx,
     .validity_ping = h2_validity_ping,
     .close = h2_close,
+    .resume_rx = h2_resume_rx,
 };

@@ -111,6 +111,12 @@ typedef struct SsProtocolOps {
         /* Keep-alive; both NULL for protocols whose connections are never reused. */
         bool (*is_reusable)(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_ms);
         void (*set_reused)(SsStream *s);
+        /*
+         * rx was resumed: bytes the protocol holds already (h2's queue) need a
+         * wake-up of its own, as no more may arrive. Never calls back directly.
+         * May be NULL.
+         */
+        void (*resume_rx)(SsStream *s);
 } SsProtocolOps;
 
 extern const SsProtocolOps ss_protocol_h1;

@@ -1244,6 +1244,8 @@ void ss_stream_pause_rx(SsStream *s, bool pause)
         /* Pausing takes effect at the protocol's next read (a transport is never parked paused). */
         if (!pause && s->transport && s->context->ops->transport_pause_read)
                 s->context->ops->transport_pause_read(s->transport, false);
+        if (!pause && s->transport && s->proto && s->proto->resume_rx)
+                s->proto->resume_rx(s);
 }
 
 SsContext *ss_stream_get_context(SsStream *s)

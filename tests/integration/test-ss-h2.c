@@ -184,6 +184,7 @@ typedef struct Rec {
         size_t body_len;
         unsigned n_som, n_eom, n_rx;
         size_t tx_size, tx_off;
+        bool pause_on_first_rx;
 } Rec;
 
 static void rec_init(Rec *r)
@@ -212,6 +213,8 @@ static SsResult rec_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t l
         uint8_t *p;
 
         r->n_rx++;
+        if (r->pause_on_first_rx && r->n_rx == 1)
+                ss_stream_pause_rx(s, true);
         if (flags & SS_FLAG_SOM)
                 r->n_som++;
         if (flags & SS_FLAG_EOM)
@@ -432,6 +435,36 @@ static void test_fallback(void)
         free(r.body);
 }
 
+static bool never(void *userdata)
+{
+        return false;
+}
+
+static void test_flow_control(void)
+{
+        size_t held;
+        SsStream *s;
+        Rec r;
+
+        rec_init(&r);
+        r.pause_on_first_rx = true;
+        s = open_stream("big", &r);
+        (void) ss_stream_client_connect(s);
+        (void) run_until(never, NULL, 700);
+        held = r.body_len;
+        is_int(r.n_rx, 1, "h2 rx paused: nothing more arrives after the first piece");
+        ok(r.count[SS_STATE_QOS_ACK_REMOTE] == 0 && r.count[SS_STATE_DISCONNECTED] == 0,
+           "h2 rx paused: the transaction waits (%s)", r.states);
+        ss_stream_pause_rx(s, false);
+        ok(run_until(done_transaction, &r, 10000), "h2 rx resumed: transaction done (%s)",
+           r.states);
+        cmp_int(held, <, PEERS_BIG_SIZE, "h2 rx paused: the server stopped at our window");
+        ok(body_is_big(&r), "h2 rx resumed: the exact 1 MiB");
+        is_int(r.n_eom, 1, "h2 rx resumed: EOM once");
+        ss_stream_free(s);
+        free(r.body);
+}
+
 static bool done_retried(void *userdata)
 {
         Rec *r = userdata;
@@ -578,6 +611,7 @@ int main(void)
         test_get();
         test_upload();
         test_fallback();
+        test_flow_control();
         test_503();
         test_many();
 
