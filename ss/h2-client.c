@@ -452,8 +452,11 @@ static SsResult complete(SsStream *s, H2Client *h)
         return ss_stream_transaction_done(s, failed, failed ? retry_after : 0);
 }
 
-/* Acts on what the last bytes brought: head, body to rx, the end. */
-static SsResult process(SsStream *s, H2Client *h)
+/*
+ * Acts on what the last bytes brought: head, body to rx, the end. *ret_done
+ * when the transaction ended (h is gone).
+ */
+static SsResult process(SsStream *s, H2Client *h, bool *ret_done)
 {
         SsResult r;
 
@@ -492,56 +495,57 @@ static SsResult process(SsStream *s, H2Client *h)
 
         if (h->closed) {
                 /* Reset by the server, or ended without a final response. */
-                if (h->close_error != 0 || !h->headers_done)
+                if (h->close_error != 0 || !h->headers_done) {
+                        *ret_done = true;
                         return h2_fail(s);
-                if (h->rx_end == h->rx_start)
+                }
+                if (h->rx_end == h->rx_start) {
+                        *ret_done = true;
                         return complete(s, h);
+                }
         } else if (!nghttp2_session_want_read(h->session) &&
-                   !nghttp2_session_want_write(h->session))
+                   !nghttp2_session_want_write(h->session)) {
+                *ret_done = true;
                 return h2_fail(s); /* GOAWAY before our stream ended */
-        return h2_on_writable(s);
+        }
+        return SS_OK;
 }
 
+/*
+ * Reading goes on while rx is paused: the server can send no more body than
+ * our window, and control frames (a PING's answer, GOAWAY) still arrive.
+ */
 static SsResult h2_on_readable(SsStream *s)
 {
         H2Client *h = s->h2;
         const SsTransportOps *ops = s->context->ops;
-        bool noted = false;
+        bool noted = false, done = false;
+        SsResult r;
 
         if (h && h->fallback)
                 return h1_client_on_readable(s);
         if (!h || !h->session || !s->transport)
                 return SS_OK;
 
+        /* Body queued while rx was paused. */
+        r = process(s, h, &done);
+        if (r != SS_OK || done)
+                return r;
         for (;;) {
-                ssize_t n, k;
+                ssize_t n = ops->transport_read(s->transport, h->in, sizeof(h->in));
 
-                /* Queued body first; nothing more is read while rx is paused or full. */
-                if (s->rx_paused || h->rx_end > h->rx_start) {
-                        SsResult r = process(s, h);
-
-                        if (r != SS_OK || s->h2 != h)
-                                return r;
-                        if (s->rx_paused) {
-                                if (ops->transport_pause_read)
-                                        ops->transport_pause_read(s->transport, true);
-                                return SS_OK;
-                        }
-                }
-                n = ops->transport_read(s->transport, h->in, sizeof(h->in));
                 if (n == -EAGAIN)
-                        return SS_OK;
+                        return h2_on_writable(s); /* WINDOW_UPDATEs, PING answers */
                 if (n <= 0)
                         return h2_fail(s);
                 if (!noted) {
                         ss_stream_note_alive(s);
                         noted = true;
                 }
-                k = nghttp2_session_mem_recv(h->session, h->in, (size_t) n);
-                if (k < 0)
+                if (nghttp2_session_mem_recv(h->session, h->in, (size_t) n) < 0)
                         return h2_fail(s);
-                SsResult r = process(s, h);
-                if (r != SS_OK || s->h2 != h || !s->transport)
+                r = process(s, h, &done);
+                if (r != SS_OK || done)
                         return r;
         }
 }

@@ -34,9 +34,25 @@ typedef struct Ports {
 
 /* ---- nginx ------------------------------------------------------------------------------ */
 
+/* Stops or continues nginx's workers (the children of the process this test started). */
+static void nginx_signal_workers(int sig)
+{
+        char path[64];
+        FILE *f;
+        int pid;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) nginx_pid, (int) nginx_pid);
+        f = fopen(path, "re");
+        while (f && fscanf(f, "%d", &pid) == 1)
+                (void) kill(pid, sig);
+        if (f)
+                (void) fclose(f);
+}
+
 static void nginx_kill(void)
 {
         if (nginx_pid > 0) {
+                nginx_signal_workers(SIGCONT); /* a check failed while they were stopped */
                 (void) kill(nginx_pid, SIGTERM);
                 (void) waitpid(nginx_pid, NULL, 0);
                 nginx_pid = -1;
@@ -465,6 +481,54 @@ static void test_flow_control(void)
         free(r.body);
 }
 
+/*
+ * svalidping 1, svalidhup 2 with rx paused: the server sends nothing more
+ * (our window is full), so only the answers to our PINGs keep the connection
+ * alive; with nginx stopped they do not come and the connection is hung up.
+ */
+static bool got_rx(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->n_rx > 0;
+}
+
+static void test_validity(void)
+{
+        uint64_t start;
+        SsStream *s;
+        Rec r;
+
+        rec_init(&r);
+        r.pause_on_first_rx = true;
+        s = open_stream("big_valid", &r);
+        (void) ss_stream_client_connect(s);
+        (void) run_until(never, NULL, 3500);
+        is_int(r.count[SS_STATE_DISCONNECTED], 0,
+               "h2 PINGs answered: no hang-up in 3.5 s with svalidhup 2 (%s)", r.states);
+        ss_stream_pause_rx(s, false);
+        ok(run_until(done_transaction, &r, 10000), "h2 PINGs: transaction done (%s)", r.states);
+        ok(body_is_big(&r), "h2 PINGs: the exact 1 MiB");
+        ss_stream_free(s);
+        free(r.body);
+
+        rec_init(&r);
+        r.pause_on_first_rx = true;
+        s = open_stream("big_valid", &r);
+        (void) ss_stream_client_connect(s);
+        (void) run_until(got_rx, &r, 5000);
+        (void) run_until(never, NULL, 200);
+        nginx_signal_workers(SIGSTOP);
+        start = peers_now_usec();
+        ok(run_until(done_transaction, &r, 6000), "h2 PINGs unanswered: hang-up (%s)", r.states);
+        cmp_int(peers_now_usec() - start, >=, 1500000, "h2 hang-up: not before svalidhup");
+        cmp_int(peers_now_usec() - start, <, 4500000, "h2 hang-up: soon after svalidhup");
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "h2 hang-up: no ACK");
+        nginx_signal_workers(SIGCONT);
+        ss_stream_free(s);
+        free(r.body);
+}
+
 static bool done_retried(void *userdata)
 {
         Rec *r = userdata;
@@ -558,7 +622,9 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
         append(&json,
                "{\"release\":\"1\",\"product\":\"it\",\"schema-version\":1,"
                "\"retry\":[{\"quick\":{\"backoff\":[100,200],\"conceal\":2,\"jitterpc\":10}},"
-               "{\"once\":{\"backoff\":[100],\"conceal\":1}}],"
+               "{\"once\":{\"backoff\":[100],\"conceal\":1}},"
+               "{\"valid\":{\"backoff\":[100],\"conceal\":0,\"svalidping\":1,"
+               "\"svalidhup\":2}}],"
                "\"certs\":[{\"ca\":\"file:%s\"}],"
                "\"trust_stores\":[{\"name\":\"good\",\"stack\":[\"ca\"]}],\"s\":[",
                c->ca_pem);
@@ -570,6 +636,7 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
         add_h2(&json, "fallback", p->h1only, "\"http_url\":\"big\"");
         add_h2(&json, "fallback_put", p->h1only,
                "\"http_method\":\"PUT\",\"http_url\":\"up/fb.bin\"");
+        add_h2(&json, "big_valid", p->h2, "\"http_url\":\"big\",\"retry\":\"valid\"");
         add_h2(&json, "busy", p->h2, "\"http_url\":\"busy\",\"retry\":\"once\"");
         /* Drop the last comma. */
         if (json)
@@ -612,6 +679,7 @@ int main(void)
         test_upload();
         test_fallback();
         test_flow_control();
+        test_validity();
         test_503();
         test_many();
 
