@@ -19,6 +19,8 @@
 typedef struct H1Client H1Client;
 typedef struct WsClient WsClient;
 typedef struct MqttClient MqttClient;
+typedef struct SsServer SsServer;
+typedef struct SsServerConn SsServerConn;
 typedef struct H2Client H2Client;
 
 /* The connection layer as the stream sees it: the real transport, or a test double. */
@@ -164,6 +166,8 @@ struct SsStream {
         const SsProtocolOps *proto; /* of st->protocol */
         SsTlsEntry *tls;            /* held while the stream lives (tls streamtypes) */
         int family;                 /* AF_UNSPEC, or the only family to connect over */
+        SsServer *server;           /* a server stream: its listener (server.c) */
+        SsServerConn *server_conn;  /* an accepted connection of a server stream */
 
         SsRxCallback rx;
         SsTxCallback tx;
@@ -288,6 +292,20 @@ void h1_store_response_metadata(SsStream *s, const char *name, size_t name_len, 
                                 size_t value_len);
 /* Retry-After in delay-seconds (bounded to a day); false for other forms. */
 bool h1_parse_retry_after(const char *value, size_t len, uint64_t *ret_ms);
+
+/*
+ * Server streamtypes (server.c). A server stream listens from its creation;
+ * each accepted connection is a stream of its own, made by
+ * ss_stream_new_accepted() with the server stream's handlers and userdata.
+ */
+/* Starts listening (after CREATING was delivered to the server stream). */
+int ss_server_start(SsStream *s);
+/* Called first when any stream is destroyed: stops a listener, closes a connection. */
+void ss_server_stream_destroy(SsStream *s);
+/* request_tx on a server stream or one of its connections: the response body. */
+int ss_server_request_tx(SsStream *s);
+/* Delivers CREATING only; -ECANCELED when the stream asked to be destroyed. */
+int ss_stream_new_accepted(SsStream **ret, SsStream *server, SsServerConn *conn);
 
 /* Tests: replace the connection layer and the jitter source. */
 void ss_context_set_transport_ops(SsContext *c, const SsTransportOps *ops);

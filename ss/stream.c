@@ -51,7 +51,8 @@ static const uint32_t next_states[_SS_STATE_MAX] = {
     [SS_STATE_QOS_NACK_LOCAL] = S(TIMEOUT) | S(DESTROYING),
     [SS_STATE_TIMEOUT] = S(CONNECTING) | S(CONNECTED) | S(QOS_ACK_REMOTE) | S(QOS_NACK_REMOTE) |
                          S(POLL) | S(TIMEOUT) | S(DISCONNECTED) | S(UNREACHABLE) | S(DESTROYING),
-    [SS_STATE_SERVER_TXN] = S(DISCONNECTED) | S(TIMEOUT) | S(DESTROYING),
+    /* A keep-alive server connection: a SERVER_TXN per request. */
+    [SS_STATE_SERVER_TXN] = S(SERVER_TXN) | S(DISCONNECTED) | S(TIMEOUT) | S(DESTROYING),
     [SS_STATE_SERVER_UPGRADE] = S(SERVER_TXN) | S(TIMEOUT) | S(DISCONNECTED) | S(DESTROYING),
 };
 
@@ -966,6 +967,7 @@ static void stream_destroy(SsStream *s)
 {
         assert(s->in_callback == 0);
         s->freeing = true;
+        ss_server_stream_destroy(s);
 
         stream_close_transport(s);
         if (s->creating_delivered) {
@@ -1007,24 +1009,23 @@ SsStream *ss_stream_free(SsStream *s)
         return NULL;
 }
 
-int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
-                  const SsStreamHandlers *handlers, void *userdata)
+/*
+ * A stream of st (in policy): a client stream, a server stream (it listens),
+ * or with conn one accepted connection of a server stream.
+ */
+static int stream_create(SsStream **ret, SsContext *c, Policy *policy, const PolicyStreamtype *st,
+                         const SsStreamHandlers *handlers, void *userdata, SsServerConn *conn)
 {
-        const PolicyStreamtype *st;
         const SsProtocolOps *proto;
         SsStream *s;
         SsResult r;
         int k;
 
-        assert(ret);
-        assert(c);
-        assert(streamtype);
-
-        st = policy_find_streamtype(c->policy, streamtype);
-        if (!st)
-                return -ENOENT;
-        proto = ss_protocol_find(st->protocol);
-        if (!proto || st->server)
+        if (st->server)
+                proto = st->protocol == POLICY_PROTOCOL_H1 ? &ss_protocol_h1 : NULL;
+        else
+                proto = ss_protocol_find(st->protocol);
+        if (!proto)
                 return -EPROTONOSUPPORT;
 
         s = calloc(1, sizeof(*s));
@@ -1033,7 +1034,8 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
         s->context = c;
         s->id = ++c->next_id;
         s->st = st;
-        s->retry = policy_streamtype_retry(c->policy, st);
+        s->retry = policy_streamtype_retry(policy, st);
+        s->server_conn = conn;
         s->proto = proto;
         s->userdata = userdata;
         if (handlers) {
@@ -1058,7 +1060,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                 }
         }
 
-        if (st->tls && !st->unix_socket) {
+        if (st->tls && !st->unix_socket && !st->server) {
                 k = tls_entry_acquire(c, st->tls_trust_store, &s->tls);
                 if (k < 0) {
                         free(s->metadata);
@@ -1068,7 +1070,7 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                 }
         }
 
-        s->policy = policy_ref(c->policy);
+        s->policy = policy_ref(policy);
         s->next = c->streams;
         if (c->streams)
                 c->streams->prev = s;
@@ -1080,10 +1082,43 @@ int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                 stream_destroy(s);
                 return -ECANCELED;
         }
-        if (st->nailed_up && r != SS_DISCONNECT_ME)
+        if (st->server && !conn) {
+                k = ss_server_start(s);
+                if (k < 0) {
+                        stream_destroy(s);
+                        return k;
+                }
+        } else if (st->nailed_up && !st->server && r != SS_DISCONNECT_ME)
                 stream_defer_connect(s);
         *ret = s;
         return 0;
+}
+
+int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
+                  const SsStreamHandlers *handlers, void *userdata)
+{
+        const PolicyStreamtype *st;
+
+        assert(ret);
+        assert(c);
+        assert(streamtype);
+
+        st = policy_find_streamtype(c->policy, streamtype);
+        if (!st)
+                return -ENOENT;
+        return stream_create(ret, c, c->policy, st, handlers, userdata, NULL);
+}
+
+int ss_stream_new_accepted(SsStream **ret, SsStream *server, SsServerConn *conn)
+{
+        SsStreamHandlers handlers = {
+            .rx = server->rx,
+            .tx = server->tx,
+            .state = server->state_cb,
+        };
+
+        return stream_create(ret, server->context, server->policy, server->st, &handlers,
+                             server->userdata, conn);
 }
 
 int ss_stream_set_address_family(SsStream *s, int family)
@@ -1100,6 +1135,8 @@ int ss_stream_request_tx(SsStream *s)
         assert(s);
         if (s->freeing)
                 return -ESTALE;
+        if (s->st->server)
+                return ss_server_request_tx(s);
         switch (s->phase) {
         case SS_PHASE_IDLE:
                 s->tx_pending = true;

@@ -241,10 +241,11 @@ unsigned ss_context_get_illegal_transitions(SsContext *c);
 /*
  * Creates a stream of the named streamtype and delivers CREATING to it before
  * returning. -ENOENT: no such streamtype; -EPROTONOSUPPORT: its protocol is not
- * implemented (h1 and ws for now) or it is a server streamtype; a trust-store
- * load error as -errno; -ECANCELED: the CREATING callback asked to be
- * destroyed (it got DESTROYING). A nailed_up stream starts connecting from the
- * event loop. handlers may be NULL.
+ * implemented (h1 and ws for now; servers: h1 only); a trust-store load
+ * error, or for a server streamtype a listening or certificate error, as
+ * -errno; -ECANCELED: the CREATING callback asked to be destroyed (it got
+ * DESTROYING). A nailed_up stream starts connecting from the event loop.
+ * handlers may be NULL.
  */
 int ss_stream_new(SsStream **ret, SsContext *c, const char *streamtype,
                   const SsStreamHandlers *handlers, void *userdata);
@@ -317,3 +318,63 @@ SsState ss_stream_get_state(SsStream *s);
 const char *ss_state_to_string(SsState state);
 /* Whether the table allows delivering to after from (0 = nothing delivered yet). */
 bool ss_state_transition_is_valid(SsState from, SsState to);
+
+/*
+ * Server streamtypes ("server": true, protocol h1, server.c has the details).
+ * Creating a stream of such a streamtype starts listening on endpoint:port
+ * (an address; none: every address) or on the unix socket of a "+path"
+ * endpoint, with TLS when the streamtype has tls, using server_cert and
+ * server_key (cert names, or "file:" PEM paths); -EADDRINUSE and friends come
+ * back from ss_stream_new(). Freeing it closes every connection and stops
+ * listening. Each accepted connection is a stream of its own with the server
+ * stream's handlers and userdata: CREATING, CONNECTING and CONNECTED at once,
+ * no retry, DISCONNECTED and DESTROYING when the connection closes.
+ *
+ * Each request raises SERVER_TXN on its connection stream, with metadata
+ * "method" and "path" (when the streamtype declares them) and every metadata
+ * entry filled from a query argument of its name or a request header of its
+ * header name (others cleared). The request body follows as rx from SS_FLAG_SOM
+ * to SS_FLAG_EOM (with chunked framing the EOM comes alone, with no bytes; no
+ * rx for an empty body). The application answers with ss_stream_server_ack()
+ * and the response body with ss_stream_request_tx() (chunked) or
+ * ss_stream_request_tx_len() (Content-Length), pulled from tx until
+ * SS_FLAG_EOM. Response headers: the metadata entries with a header name that
+ * were not filled from the request and have a value (content-type, say). A
+ * request still unanswered when it completed (after the rx with EOM) gets 404.
+ * Keep-alive and pipelining per HTTP/1.1, one request at a time.
+ *
+ * Bounds (the streamtype's timeout_ms replaces SS_SERVER_IDLE_MS): a request's
+ * header section must arrive within the idle time from its first byte (408
+ * then; the clock is not reset by bytes, so a slow sender gains nothing), a
+ * body or a response may pause that long, a keep-alive connection may idle
+ * that long. Malformed or oversized requests get their status (400, 413, 414,
+ * 431, 501, 505) and the connection closes. At SS_SERVER_MAX_CONNECTIONS the
+ * longest idle connection that has not started a request is closed for a new
+ * one, or the new one when there is none.
+ */
+#define SS_SERVER_MAX_CONNECTIONS  256u                  /* connections per server stream */
+#define SS_SERVER_MAX_HEADER_BYTES (32u * 1024u)         /* request line and header fields */
+#define SS_SERVER_MAX_BODY         (16u * 1024u * 1024u) /* bytes of one request body */
+#define SS_SERVER_IDLE_MS          10000u                /* header, idle and stall timeout */
+#define SS_SERVER_LINGER_MS        2000u /* after an error response: input read and dropped */
+#define SS_SERVER_LINGER_BYTES     (4u * 1024u * 1024u)
+
+/*
+ * Answers the current request of a connection stream: 0 is 200, else the
+ * status (100..999). -EBUSY: the response has started; -ESTALE: no request or
+ * no connection; -EINVAL: not a connection stream or a bad status.
+ */
+int ss_stream_server_ack(SsStream *s, unsigned status);
+/* The current request's method and target path (without the query), or -ESTALE. */
+int ss_stream_server_get_request(SsStream *s, const char **ret_method, const char **ret_path);
+/* The server stream a connection stream belongs to, NULL for other streams. */
+SsStream *ss_stream_server_get_parent(SsStream *s);
+/*
+ * Calls cb for each connected stream of a server stream, oldest first; a
+ * negative return stops the walk and is returned. cb must not free streams
+ * (return a code and act afterwards).
+ */
+typedef int (*SsServerForeachCallback)(SsStream *connection, void *userdata);
+int ss_stream_server_foreach(SsStream *server, SsServerForeachCallback cb, void *userdata);
+/* Connections open now, -EINVAL for a stream that is not a server stream. */
+int ss_stream_server_n_connections(SsStream *server);

@@ -1,0 +1,1308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server streamtypes, HTTP/1.1 (plain and TLS): the listener of a server
+ * stream and its accepted connections, each one a stream of its own (the
+ * rules the application sees are in stream.h). A connection reads into a
+ * buffer, parses with http1-request.c, raises SERVER_TXN and rx on its
+ * stream, and writes the response from an output buffer that holds at most
+ * one header section or one tx piece; while a response is under way nothing
+ * more is read (pipelined requests wait in the kernel), so a connection holds
+ * a bounded amount of memory whatever the client does, and an idle one holds
+ * no buffers at all.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "http1-request.h"
+#include "stream-internal.h"
+
+#define SERVER_READ_BUF          16384u
+#define SERVER_ACCEPT_BURST      64u
+#define SERVER_READ_BURST        8u
+#define SERVER_CHUNK_PREFIX      20u /* hex size and CRLF before a chunk */
+#define SERVER_CHUNK_SUFFIX      8u  /* CRLF, then "0\r\n\r\n" */
+#define SERVER_EMFILE_PAUSE_USEC 100000u
+
+typedef enum ConnPhase {
+        CONN_HANDSHAKE, /* TLS handshake */
+        CONN_ACTIVE,
+        CONN_LINGER, /* an error response was sent: input dropped until EOF or the timer */
+} ConnPhase;
+
+struct SsServer {
+        SsStream *stream;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *pause_timer; /* accept paused after EMFILE */
+        gnutls_certificate_credentials_t creds;
+        char *unix_path;           /* removed when the server stops */
+        SsServerConn *head, *tail; /* oldest first */
+        unsigned n_conns;
+        uint64_t idle_usec;
+        bool in_accept;    /* on_server_io() runs: a destroy only marks the server */
+        bool free_pending; /* the server stream is gone: free after the accept loop */
+};
+
+struct SsServerConn {
+        SsServer *server;
+        SsStream *stream;
+        SsServerConn *prev, *next;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        sd_event_source *defer;
+        gnutls_session_t tls;
+        ConnPhase phase;
+        bool want_read, want_write;
+        bool eof;
+        bool closing; /* close once the output is flushed */
+        size_t linger_bytes;
+
+        Http1Request *parser; /* NULL while idle */
+        uint8_t *in;          /* NULL while idle */
+        size_t in_off, in_len;
+
+        /* The current request. */
+        char *method, *path;
+        bool req_started, req_headers_done, req_complete, txn_delivered;
+        bool head, keep_alive, body_som_sent;
+        uint64_t body_received;
+        uint32_t filled; /* metadata entries filled from the request (bit per entry) */
+
+        /* Its response. */
+        bool answered;
+        unsigned status;
+        bool tx_requested, has_len;
+        uint64_t len, sent;
+        bool resp_started, chunked, no_body, eom_queued, resp_done;
+
+        uint8_t *out;
+        size_t out_off, out_len, out_cap;
+};
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static const char *status_reason(unsigned status)
+{
+        switch (status) {
+        case 100:
+                return "Continue";
+        case 200:
+                return "OK";
+        case 201:
+                return "Created";
+        case 202:
+                return "Accepted";
+        case 204:
+                return "No Content";
+        case 301:
+                return "Moved Permanently";
+        case 302:
+                return "Found";
+        case 303:
+                return "See Other";
+        case 304:
+                return "Not Modified";
+        case 307:
+                return "Temporary Redirect";
+        case 308:
+                return "Permanent Redirect";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 408:
+                return "Request Timeout";
+        case 413:
+                return "Content Too Large";
+        case 414:
+                return "URI Too Long";
+        case 431:
+                return "Request Header Fields Too Large";
+        case 500:
+                return "Internal Server Error";
+        case 501:
+                return "Not Implemented";
+        case 503:
+                return "Service Unavailable";
+        case 505:
+                return "HTTP Version Not Supported";
+        default:
+                return "Status";
+        }
+}
+
+/* A policy header name as sent: without a trailing ':'. */
+static size_t header_name_len(const char *header)
+{
+        size_t n = strlen(header);
+
+        return n > 0 && header[n - 1] == ':' ? n - 1 : n;
+}
+
+static int hex_value(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Percent-decodes (and '+' as space) in place; returns the new length. */
+static size_t url_decode(char *s, size_t len)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
+                    hex_value(s[i + 2]) >= 0) {
+                        s[o++] = (char) (hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
+                        i += 2;
+                } else
+                        s[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+        return o;
+}
+
+static int tls_error_to_errno(int r)
+{
+        switch (r) {
+        case GNUTLS_E_AGAIN:
+        case GNUTLS_E_INTERRUPTED:
+                return -EAGAIN;
+        case GNUTLS_E_MEMORY_ERROR:
+                return -ENOMEM;
+        case GNUTLS_E_PREMATURE_TERMINATION:
+                return -ECONNRESET;
+        case GNUTLS_E_FILE_ERROR:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
+/* ---- connection I/O ---------------------------------------------------------------------- */
+
+static ssize_t conn_read(SsServerConn *conn, void *buf, size_t size)
+{
+        if (conn->tls) {
+                for (;;) {
+                        ssize_t n = gnutls_record_recv(conn->tls, buf, size);
+
+                        if (n >= 0)
+                                return n;
+                        if (n == GNUTLS_E_INTERRUPTED)
+                                continue;
+                        if (n == GNUTLS_E_REHANDSHAKE || n == GNUTLS_E_WARNING_ALERT_RECEIVED)
+                                continue;
+                        return tls_error_to_errno((int) n);
+                }
+        }
+        for (;;) {
+                ssize_t n = recv(conn->fd, buf, size, 0);
+
+                if (n >= 0)
+                        return n;
+                if (errno == EINTR)
+                        continue;
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+}
+
+static ssize_t conn_write(SsServerConn *conn, const void *buf, size_t size)
+{
+        if (conn->tls) {
+                ssize_t n = gnutls_record_send(conn->tls, buf, size);
+
+                return n >= 0 ? n : tls_error_to_errno((int) n);
+        }
+        for (;;) {
+                ssize_t n = send(conn->fd, buf, size, MSG_NOSIGNAL);
+
+                if (n >= 0)
+                        return n;
+                if (errno == EINTR)
+                        continue;
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+}
+
+static void conn_update_events(SsServerConn *conn)
+{
+        uint32_t events = 0;
+
+        if (conn->phase == CONN_HANDSHAKE)
+                events = gnutls_record_get_direction(conn->tls) ? EPOLLOUT : EPOLLIN;
+        else {
+                if (conn->want_read && !conn->eof)
+                        events |= EPOLLIN;
+                if (conn->want_write)
+                        events |= EPOLLOUT;
+        }
+        (void) sd_event_source_set_io_events(conn->io, events);
+        (void) sd_event_source_set_enabled(conn->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
+{
+        (void) sd_event_source_set_time_relative(conn->timer, usec);
+        (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
+}
+
+static void conn_schedule(SsServerConn *conn)
+{
+        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT);
+}
+
+static int out_reserve(SsServerConn *conn, size_t size)
+{
+        uint8_t *n;
+
+        if (conn->out_cap >= size)
+                return 0;
+        n = realloc(conn->out, size);
+        if (!n)
+                return -ENOMEM;
+        conn->out = n;
+        conn->out_cap = size;
+        return 0;
+}
+
+/* Writes what is buffered: 1 when all of it went, 0 when waiting for the socket, or -errno. */
+static int conn_flush(SsServerConn *conn)
+{
+        while (conn->out_off < conn->out_len) {
+                ssize_t n =
+                    conn_write(conn, conn->out + conn->out_off, conn->out_len - conn->out_off);
+
+                if (n == -EAGAIN) {
+                        conn->want_write = true;
+                        conn_update_events(conn);
+                        return 0;
+                }
+                if (n < 0)
+                        return (int) n;
+                conn->out_off += (size_t) n;
+                if (conn->req_headers_done || conn->phase == CONN_LINGER)
+                        conn_arm_timer(conn, conn->server->idle_usec);
+        }
+        conn->out_off = conn->out_len = 0;
+        if (conn->want_write) {
+                conn->want_write = false;
+                conn_update_events(conn);
+        }
+        return 1;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* Forgets the request and its response; buffers go when nothing is left to parse. */
+static void conn_request_clear(SsServerConn *conn)
+{
+        conn->method = mfree(conn->method);
+        conn->path = mfree(conn->path);
+        conn->req_started = conn->req_headers_done = conn->req_complete = false;
+        conn->txn_delivered = conn->head = conn->keep_alive = conn->body_som_sent = false;
+        conn->body_received = 0;
+        conn->filled = 0;
+        conn->answered = false;
+        conn->status = 0;
+        conn->tx_requested = conn->has_len = false;
+        conn->len = conn->sent = 0;
+        conn->resp_started = conn->chunked = conn->no_body = false;
+        conn->eom_queued = conn->resp_done = false;
+        if (conn->in_off == conn->in_len) {
+                conn->in = mfree(conn->in);
+                conn->in_off = conn->in_len = 0;
+                conn->parser = http1_request_free(conn->parser);
+                conn->out = mfree(conn->out);
+                conn->out_cap = 0;
+        } else if (conn->parser)
+                http1_request_reset(conn->parser);
+}
+
+static void conn_fill_metadata(SsServerConn *conn, const char *name, size_t name_len,
+                               const char *value, size_t value_len, bool header)
+{
+        const PolicyStreamtype *st = conn->stream->st;
+
+        for (size_t i = 0; i < st->n_metadata && i < 32; i++) {
+                const PolicyMetadata *m = &st->metadata[i];
+
+                if (header) {
+                        if (!m->header || !m->header[0] || header_name_len(m->header) != name_len ||
+                            strncasecmp(m->header, name, name_len) != 0)
+                                continue;
+                } else if (strlen(m->name) != name_len || strncmp(m->name, name, name_len) != 0)
+                        continue;
+                if (ss_stream_set_metadata(conn->stream, m->name, value, value_len) >= 0)
+                        conn->filled |= 1u << i;
+        }
+}
+
+static void conn_clear_metadata(SsServerConn *conn)
+{
+        const PolicyStreamtype *st = conn->stream->st;
+
+        for (size_t i = 0; i < st->n_metadata; i++)
+                (void) ss_stream_set_metadata(conn->stream, st->metadata[i].name, NULL, 0);
+}
+
+static int conn_on_target(SsServerConn *conn, const char *method, const char *target)
+{
+        const char *q = strchr(target, '?');
+        size_t path_len = q ? (size_t) (q - target) : strlen(target);
+
+        conn_clear_metadata(conn);
+        conn->method = strdup(method);
+        conn->path = strndup(target, path_len);
+        if (!conn->method || !conn->path)
+                return -ENOMEM;
+        conn_fill_metadata(conn, "method", 6, method, strlen(method), false);
+        conn_fill_metadata(conn, "path", 4, conn->path, path_len, false);
+        if (!q)
+                return 0;
+        /* Query arguments fill the metadata of their name. */
+        for (const char *a = q + 1; *a;) {
+                const char *end = strchr(a, '&'), *eq;
+                char value[1024];
+                size_t arg_len = end ? (size_t) (end - a) : strlen(a), n;
+
+                eq = memchr(a, '=', arg_len);
+                if (eq && (size_t) (a + arg_len - eq - 1) < sizeof(value)) {
+                        n = (size_t) (a + arg_len - eq - 1);
+                        memcpy(value, eq + 1, n);
+                        n = url_decode(value, n);
+                        conn_fill_metadata(conn, a, (size_t) (eq - a), value, n, false);
+                }
+                a += arg_len;
+                if (*a == '&')
+                        a++;
+        }
+        return 0;
+}
+
+/* Queues the header section of the response. */
+static int conn_start_response(SsServerConn *conn)
+{
+        const PolicyStreamtype *st = conn->stream->st;
+        char *h;
+        size_t cap = 256, n;
+        int r;
+
+        for (size_t i = 0; i < st->n_metadata; i++)
+                if (st->metadata[i].header && conn->stream->metadata[i])
+                        cap += strlen(st->metadata[i].header) + conn->stream->metadata_len[i] + 4;
+        r = out_reserve(conn, cap);
+        if (r < 0)
+                return r;
+        h = (char *) conn->out;
+        conn->no_body =
+            conn->head || conn->status < 200 || conn->status == 204 || conn->status == 304;
+        conn->chunked = !conn->has_len && !conn->no_body;
+        if (!conn->keep_alive)
+                conn->closing = true;
+        n = (size_t) snprintf(h, cap, "HTTP/1.1 %u %s\r\n", conn->status,
+                              status_reason(conn->status));
+        for (size_t i = 0; i < st->n_metadata && i < 32; i++) {
+                const char *hn = st->metadata[i].header;
+
+                if (!hn || !hn[0] || !conn->stream->metadata[i] || (conn->filled & (1u << i)))
+                        continue;
+                n += (size_t) snprintf(h + n, cap - n, "%.*s: %s\r\n", (int) header_name_len(hn),
+                                       hn, conn->stream->metadata[i]);
+        }
+        if (conn->chunked)
+                n += (size_t) snprintf(h + n, cap - n, "Transfer-Encoding: chunked\r\n");
+        else if (conn->has_len && conn->status >= 200 && conn->status != 204 && conn->status != 304)
+                n += (size_t) snprintf(h + n, cap - n, "Content-Length: %llu\r\n",
+                                       (unsigned long long) conn->len);
+        if (conn->closing)
+                n += (size_t) snprintf(h + n, cap - n, "Connection: close\r\n");
+        n += (size_t) snprintf(h + n, cap - n, "\r\n");
+        conn->out_off = 0;
+        conn->out_len = n;
+        conn->resp_started = true;
+        if (conn->no_body || (conn->has_len && conn->len == 0))
+                conn->eom_queued = true;
+        return 0;
+}
+
+/*
+ * An error response (the parser's, or a timeout), then close. Returns false
+ * when no response can be sent any more (one has started): close now.
+ */
+static bool conn_fail_request(SsServerConn *conn, unsigned status)
+{
+        conn->closing = true;
+        conn->want_read = false;
+        if (conn->resp_started || (conn->out_off > 0 && conn->out_off < conn->out_len))
+                return false;
+        conn->phase = CONN_LINGER;
+        conn_arm_timer(conn, SS_SERVER_LINGER_MS * 1000ULL);
+        conn->status = status;
+        conn->has_len = true;
+        conn->len = 0;
+        conn->head = false;
+        conn->keep_alive = false;
+        if (conn_start_response(conn) < 0)
+                return false;
+        conn->eom_queued = true;
+        return true;
+}
+
+/* Pulls one piece of the body from tx into the output buffer. */
+static SsResult conn_pull_tx(SsServerConn *conn)
+{
+        uint8_t *data;
+        size_t len = SS_TX_CHUNK, pre = 0;
+        unsigned flags = 0;
+        SsResult r;
+
+        if (out_reserve(conn, SERVER_CHUNK_PREFIX + SS_TX_CHUNK + SERVER_CHUNK_SUFFIX) < 0)
+                return SS_DISCONNECT_ME;
+        data = conn->out + SERVER_CHUNK_PREFIX;
+        r = ss_stream_call_tx(conn->stream, data, &len, &flags);
+        if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
+                return r;
+        if (r == SS_TX_DONT_SEND) {
+                conn->tx_requested = false;
+                return SS_OK;
+        }
+        if (len > SS_TX_CHUNK)
+                len = SS_TX_CHUNK;
+        if (conn->no_body)
+                len = 0;
+        if (!conn->chunked && len > conn->len - conn->sent) {
+                len = (size_t) (conn->len - conn->sent); /* more than announced: cut */
+                conn->closing = true;
+        }
+        conn->sent += len;
+        if (conn->chunked && len > 0) {
+                char prefix[SERVER_CHUNK_PREFIX];
+
+                pre = (size_t) snprintf(prefix, sizeof(prefix), "%zx\r\n", len);
+                memcpy(data - pre, prefix, pre);
+                memcpy(data + len, "\r\n", 2);
+                len += 2;
+        }
+        conn->out_off = SERVER_CHUNK_PREFIX - pre;
+        conn->out_len = SERVER_CHUNK_PREFIX + len;
+        if (flags & SS_FLAG_EOM) {
+                conn->eom_queued = true;
+                if (conn->chunked) {
+                        memcpy(conn->out + conn->out_len, "0\r\n\r\n", 5);
+                        conn->out_len += 5;
+                } else if (conn->sent < conn->len)
+                        conn->closing = true; /* shorter than announced: the close tells */
+        } else if (!conn->chunked && conn->sent == conn->len && !conn->no_body)
+                conn->eom_queued = true;
+        return SS_OK;
+}
+
+static SsResult conn_process(SsServerConn *conn);
+
+/*
+ * Moves the response on: flushes, starts it once answered and asked for,
+ * pulls tx while the socket takes it. At its end: close, or the next request.
+ */
+static SsResult conn_pump(SsServerConn *conn)
+{
+        for (;;) {
+                SsResult r;
+                int k;
+
+                k = conn_flush(conn);
+                if (k < 0)
+                        return SS_DISCONNECT_ME;
+                if (k == 0)
+                        return SS_OK;
+                if (conn->phase == CONN_LINGER) {
+                        if (conn->eom_queued && !conn->resp_done) {
+                                conn->resp_done = true;
+                                if (conn->tls)
+                                        (void) gnutls_bye(conn->tls, GNUTLS_SHUT_WR);
+                                (void) shutdown(conn->fd, SHUT_WR);
+                                conn->want_read = true;
+                                conn_update_events(conn);
+                        }
+                        return SS_OK;
+                }
+                if (conn->eom_queued) {
+                        conn->resp_done = true;
+                        if (conn->closing)
+                                return SS_DISCONNECT_ME;
+                        if (!conn->req_complete)
+                                return SS_OK; /* the rest of the request body is read on */
+                        conn_request_clear(conn);
+                        conn->want_read = true;
+                        conn_update_events(conn);
+                        conn_arm_timer(conn, conn->server->idle_usec);
+                        /* Buffered input (pipelined requests) is parsed from the loop. */
+                        conn_schedule(conn);
+                        return SS_OK;
+                }
+                if (!conn->resp_started) {
+                        if (!conn->answered || !conn->tx_requested)
+                                return SS_OK;
+                        if (conn_start_response(conn) < 0)
+                                return SS_DISCONNECT_ME;
+                        continue;
+                }
+                if (!conn->tx_requested)
+                        return SS_OK;
+                r = conn_pull_tx(conn);
+                if (r != SS_OK)
+                        return r;
+                if (conn->out_len == 0 && !conn->eom_queued)
+                        return SS_OK; /* DONT_SEND */
+        }
+}
+
+static SsResult conn_on_event(SsServerConn *conn, const Http1RequestEvent *ev)
+{
+        SsStream *s = conn->stream;
+        SsResult r;
+
+        switch (ev->type) {
+        case HTTP1_REQUEST_EVENT_REQUEST:
+                if (conn_on_target(conn, ev->method, ev->target) < 0)
+                        return SS_DISCONNECT_ME;
+                conn->head = http1_request_is_head(conn->parser);
+                return SS_OK;
+        case HTTP1_REQUEST_EVENT_HEADER:
+                conn_fill_metadata(conn, ev->name, ev->name_len, ev->value, ev->value_len, true);
+                return SS_OK;
+        case HTTP1_REQUEST_EVENT_HEADERS_COMPLETE:
+                conn->req_headers_done = true;
+                conn->keep_alive = http1_request_is_keep_alive(conn->parser);
+                conn_arm_timer(conn, conn->server->idle_usec);
+                if (http1_request_expects_continue(conn->parser)) {
+                        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+                        if (out_reserve(conn, sizeof(cont)) < 0)
+                                return SS_DISCONNECT_ME;
+                        memcpy(conn->out, cont, sizeof(cont) - 1);
+                        conn->out_off = 0;
+                        conn->out_len = sizeof(cont) - 1;
+                }
+                conn->txn_delivered = true;
+                return ss_stream_deliver_state(s, SS_STATE_SERVER_TXN, 0);
+        case HTTP1_REQUEST_EVENT_BODY: {
+                unsigned flags = conn->body_som_sent ? 0 : SS_FLAG_SOM;
+                uint64_t cl = http1_request_get_content_length(conn->parser);
+
+                conn->body_som_sent = true;
+                conn->body_received += ev->size;
+                if (cl != UINT64_MAX && conn->body_received == cl)
+                        flags |= SS_FLAG_EOM;
+                return ss_stream_deliver_rx(s, ev->data, ev->size, flags);
+        }
+        case HTTP1_REQUEST_EVENT_MESSAGE_COMPLETE:
+                conn->req_complete = true;
+                if (conn->body_som_sent && http1_request_is_chunked(conn->parser)) {
+                        r = ss_stream_deliver_rx(s, NULL, 0, SS_FLAG_EOM);
+                        if (r != SS_OK)
+                                return r;
+                }
+                if (!conn->answered) {
+                        conn->answered = true;
+                        conn->status = 404;
+                        conn->tx_requested = true;
+                        conn->has_len = true;
+                        conn->len = 0;
+                }
+                return SS_OK;
+        }
+        return SS_OK;
+}
+
+/* Reads and parses while a request is being received; stops while a response is under way. */
+static SsResult conn_process(SsServerConn *conn)
+{
+        unsigned reads = 0;
+
+        while (conn->phase == CONN_ACTIVE) {
+                Http1RequestEvent ev;
+                size_t used = 0;
+                SsResult r;
+                int k = 0;
+
+                if (conn->req_complete) {
+                        /* One request at a time: the next waits until the response is done. */
+                        conn->want_read = false;
+                        conn_update_events(conn);
+                        return conn_pump(conn);
+                }
+                if (conn->parser) {
+                        /* What is buffered first (an event may need no input at all). */
+                        k = http1_request_feed(conn->parser, conn->in + conn->in_off,
+                                               conn->in_len - conn->in_off, &used, &ev);
+                        conn->in_off += used;
+                        if (k < 0) {
+                                if (!conn_fail_request(conn, http1_request_error_status(k)))
+                                        return SS_DISCONNECT_ME;
+                                return conn_pump(conn);
+                        }
+                }
+                if (!conn->parser || k == 0) {
+                        ssize_t n;
+
+                        if (conn->eof)
+                                return SS_DISCONNECT_ME;
+                        if (reads++ >= SERVER_READ_BURST) {
+                                conn_schedule(conn);
+                                return SS_OK;
+                        }
+                        if (!conn->in) {
+                                conn->in = malloc(SERVER_READ_BUF);
+                                if (!conn->in)
+                                        return SS_DISCONNECT_ME;
+                        }
+                        if (!conn->parser) {
+                                if (http1_request_new(&conn->parser) < 0)
+                                        return SS_DISCONNECT_ME;
+                                http1_request_set_limits(conn->parser, SS_SERVER_MAX_HEADER_BYTES,
+                                                         SS_SERVER_MAX_BODY);
+                        }
+                        n = conn_read(conn, conn->in, SERVER_READ_BUF);
+                        if (n == -EAGAIN) {
+                                conn->want_read = true;
+                                conn_update_events(conn);
+                                return conn_pump(conn);
+                        }
+                        if (n <= 0) {
+                                conn->eof = true;
+                                /* A response under way still goes out; then the close. */
+                                if (conn->txn_delivered && conn->answered) {
+                                        conn->closing = true;
+                                        conn_update_events(conn);
+                                        return conn_pump(conn);
+                                }
+                                return SS_DISCONNECT_ME;
+                        }
+                        conn->in_off = 0;
+                        conn->in_len = (size_t) n;
+                        if (!conn->req_started || conn->req_headers_done)
+                                conn_arm_timer(conn, conn->server->idle_usec);
+                        conn->req_started = true;
+                        continue;
+                }
+                r = conn_on_event(conn, &ev);
+                if (r != SS_OK)
+                        return r;
+                r = conn_pump(conn);
+                if (r != SS_OK)
+                        return r;
+        }
+        return SS_OK;
+}
+
+/* ---- connection entry points ------------------------------------------------------------- */
+
+static void conn_free(SsServerConn *conn);
+
+/* Acts on a result at an entry point: anything but OK ends the connection and its stream. */
+static void conn_dispatch(SsServerConn *conn, SsResult r)
+{
+        if (r == SS_OK || r == SS_TX_DONT_SEND)
+                return;
+        ss_stream_dispatch(conn->stream, SS_DESTROY_ME);
+}
+
+static SsResult conn_linger_read(SsServerConn *conn)
+{
+        uint8_t buf[4096];
+
+        for (unsigned i = 0; i < 64; i++) {
+                ssize_t n = conn_read(conn, buf, sizeof(buf));
+
+                if (n == -EAGAIN)
+                        return SS_OK;
+                if (n <= 0)
+                        return SS_DISCONNECT_ME;
+                conn->linger_bytes += (size_t) n;
+                if (conn->linger_bytes > SS_SERVER_LINGER_BYTES)
+                        return SS_DISCONNECT_ME;
+        }
+        conn_schedule(conn);
+        return SS_OK;
+}
+
+static SsResult conn_handshake(SsServerConn *conn)
+{
+        int r = gnutls_handshake(conn->tls);
+
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ||
+            (r < 0 && !gnutls_error_is_fatal(r))) {
+                conn_update_events(conn);
+                return SS_OK;
+        }
+        if (r < 0)
+                return SS_DISCONNECT_ME;
+        conn->phase = CONN_ACTIVE;
+        conn->want_read = true;
+        conn_update_events(conn);
+        return conn_process(conn);
+}
+
+static SsResult conn_run(SsServerConn *conn, bool writable)
+{
+        switch (conn->phase) {
+        case CONN_HANDSHAKE:
+                return conn_handshake(conn);
+        case CONN_LINGER: {
+                SsResult r = SS_OK;
+
+                if (writable || conn->out_len)
+                        r = conn_pump(conn);
+                if (r == SS_OK && conn->resp_done)
+                        r = conn_linger_read(conn);
+                return r;
+        }
+        case CONN_ACTIVE:
+                if (writable && !conn->req_complete) {
+                        SsResult r = conn_pump(conn);
+
+                        if (r != SS_OK)
+                                return r;
+                }
+                if (conn->req_complete)
+                        return conn_pump(conn);
+                return conn_process(conn);
+        }
+        return SS_OK;
+}
+
+static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        SsServerConn *conn = userdata;
+
+        (void) source;
+        (void) fd;
+        conn_dispatch(conn, conn_run(conn, revents & EPOLLOUT));
+        return 0;
+}
+
+static int on_conn_defer(sd_event_source *source, void *userdata)
+{
+        SsServerConn *conn = userdata;
+
+        (void) source;
+        conn_dispatch(conn, conn_run(conn, false));
+        return 0;
+}
+
+static int on_conn_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        SsServerConn *conn = userdata;
+
+        (void) source;
+        (void) usec;
+        if (conn->phase == CONN_ACTIVE && conn->req_started && !conn->resp_started &&
+            !conn->req_complete) {
+                /* A request that does not arrive in time: 408, then close. */
+                conn_dispatch(conn,
+                              conn_fail_request(conn, 408) ? conn_pump(conn) : SS_DISCONNECT_ME);
+                return 0;
+        }
+        conn_dispatch(conn, SS_DISCONNECT_ME);
+        return 0;
+}
+
+static void conn_unlink(SsServerConn *conn)
+{
+        SsServer *server = conn->server;
+
+        if (!server)
+                return;
+        if (conn->prev)
+                conn->prev->next = conn->next;
+        else
+                server->head = conn->next;
+        if (conn->next)
+                conn->next->prev = conn->prev;
+        else
+                server->tail = conn->prev;
+        conn->prev = conn->next = NULL;
+        server->n_conns--;
+        conn->server = NULL;
+}
+
+static void conn_free(SsServerConn *conn)
+{
+        if (!conn)
+                return;
+        conn_unlink(conn);
+        sd_event_source_disable_unref(conn->io);
+        sd_event_source_disable_unref(conn->timer);
+        sd_event_source_disable_unref(conn->defer);
+        if (conn->tls)
+                gnutls_deinit(conn->tls);
+        if (conn->fd >= 0)
+                (void) close(conn->fd);
+        http1_request_free(conn->parser);
+        free(conn->in);
+        free(conn->out);
+        free(conn->method);
+        free(conn->path);
+        free(conn);
+}
+
+/* An idle connection may give its place to a new one. */
+static bool conn_is_idle(const SsServerConn *conn)
+{
+        if (conn->phase == CONN_HANDSHAKE)
+                return true;
+        return conn->phase == CONN_ACTIVE && !conn->req_started && !conn->resp_started &&
+               conn->stream->in_callback == 0;
+}
+
+static void server_accept_one(SsServer *server, int fd)
+{
+        SsContext *c = server->stream->context;
+        SsServerConn *conn;
+        SsStream *s;
+        SsResult r;
+        int k;
+
+        if (server->n_conns >= SS_SERVER_MAX_CONNECTIONS) {
+                SsServerConn *victim = server->head;
+
+                while (victim && !conn_is_idle(victim))
+                        victim = victim->next;
+                if (!victim) {
+                        (void) close(fd);
+                        return;
+                }
+                ss_stream_dispatch(victim->stream, SS_DESTROY_ME);
+                if (server->n_conns >= SS_SERVER_MAX_CONNECTIONS) {
+                        (void) close(fd);
+                        return;
+                }
+        }
+
+        conn = calloc(1, sizeof(*conn));
+        if (!conn) {
+                (void) close(fd);
+                return;
+        }
+        conn->fd = fd;
+        conn->phase = server->creds ? CONN_HANDSHAKE : CONN_ACTIVE;
+        conn->want_read = true;
+        if (sd_event_add_io(c->event, &conn->io, fd, EPOLLIN, on_conn_io, conn) < 0 ||
+            sd_event_add_time_relative(c->event, &conn->timer, CLOCK_MONOTONIC, server->idle_usec,
+                                       0, on_conn_timer, conn) < 0 ||
+            sd_event_add_defer(c->event, &conn->defer, on_conn_defer, conn) < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
+        if (server->creds) {
+                if (gnutls_init(&conn->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0)
+                        goto fail;
+                if (gnutls_set_default_priority(conn->tls) < 0 ||
+                    gnutls_credentials_set(conn->tls, GNUTLS_CRD_CERTIFICATE, server->creds) < 0)
+                        goto fail;
+                {
+                        gnutls_datum_t alpn = {(unsigned char *) "http/1.1", 8};
+
+                        (void) gnutls_alpn_set_protocols(conn->tls, &alpn, 1, 0);
+                }
+                gnutls_transport_set_int(conn->tls, fd);
+        }
+
+        k = ss_stream_new_accepted(&s, server->stream, conn);
+        if (k == -ECANCELED)
+                return; /* CREATING asked to be destroyed: the stream took conn with it */
+        if (k < 0)
+                goto fail;
+        conn->stream = s;
+        conn->server = server;
+        conn->prev = server->tail;
+        if (server->tail)
+                server->tail->next = conn;
+        else
+                server->head = conn;
+        server->tail = conn;
+        server->n_conns++;
+
+        r = ss_stream_deliver_state(s, SS_STATE_CONNECTING, 0);
+        if (r == SS_OK)
+                r = ss_stream_deliver_state(s, SS_STATE_CONNECTED, 0);
+        conn_dispatch(conn, r);
+        return;
+fail:
+        conn_free(conn);
+}
+
+static int server_pause_accept(SsServer *server);
+static SsServer *server_free(SsServer *server);
+
+static int on_server_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        SsServer *server = userdata;
+
+        (void) source;
+        (void) revents;
+        server->in_accept = true;
+        for (unsigned i = 0; i < SERVER_ACCEPT_BURST && !server->free_pending; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (cfd < 0) {
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                            errno == ENOMEM)
+                                (void) server_pause_accept(server);
+                        break;
+                }
+                server_accept_one(server, cfd);
+        }
+        server->in_accept = false;
+        if (server->free_pending)
+                server_free(server);
+        return 0;
+}
+
+static int on_server_pause(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        SsServer *server = userdata;
+
+        (void) source;
+        (void) usec;
+        (void) sd_event_source_set_enabled(server->io, SD_EVENT_ON);
+        return 0;
+}
+
+static int server_pause_accept(SsServer *server)
+{
+        (void) sd_event_source_set_enabled(server->io, SD_EVENT_OFF);
+        if (!server->pause_timer)
+                return sd_event_add_time_relative(
+                    server->stream->context->event, &server->pause_timer, CLOCK_MONOTONIC,
+                    SERVER_EMFILE_PAUSE_USEC, 0, on_server_pause, server);
+        (void) sd_event_source_set_time_relative(server->pause_timer, SERVER_EMFILE_PAUSE_USEC);
+        return sd_event_source_set_enabled(server->pause_timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- listening --------------------------------------------------------------------------- */
+
+static int read_file(const char *path, gnutls_datum_t *ret)
+{
+        gnutls_datum_t d = {};
+        int r = gnutls_load_file(path, &d);
+
+        if (r < 0)
+                return tls_error_to_errno(r);
+        *ret = d;
+        return 0;
+}
+
+/* A cert name of the policy, or a "file:" path: its bytes and whether they are PEM. */
+static int load_cert_ref(const Policy *policy, const char *ref, gnutls_datum_t *ret, bool *ret_pem)
+{
+        const PolicyCert *cert = policy_find_cert(policy, ref);
+        int r;
+
+        if (!cert) {
+                if (strncmp(ref, "file:", 5) != 0)
+                        return -ENOENT;
+                r = read_file(ref + 5, ret);
+                *ret_pem = true;
+                return r;
+        }
+        if (cert->path) {
+                r = read_file(cert->path, ret);
+                *ret_pem = true;
+                return r;
+        }
+        ret->data = gnutls_malloc(cert->der_size);
+        if (!ret->data)
+                return -ENOMEM;
+        memcpy(ret->data, cert->der, cert->der_size);
+        ret->size = (unsigned) cert->der_size;
+        *ret_pem = false;
+        return 0;
+}
+
+static int server_load_credentials(SsServer *server)
+{
+        const PolicyStreamtype *st = server->stream->st;
+        gnutls_datum_t cert = {}, key = {};
+        bool cert_pem = true, key_pem = true;
+        int r;
+
+        if (!st->server_cert || !st->server_key)
+                return -ENOKEY;
+        r = load_cert_ref(server->stream->policy, st->server_cert, &cert, &cert_pem);
+        if (r >= 0)
+                r = load_cert_ref(server->stream->policy, st->server_key, &key, &key_pem);
+        if (r >= 0 && cert_pem != key_pem)
+                r = -EINVAL;
+        if (r >= 0) {
+                r = gnutls_certificate_allocate_credentials(&server->creds);
+                if (r < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0) {
+                r = gnutls_certificate_set_x509_key_mem(server->creds, &cert, &key,
+                                                        cert_pem ? GNUTLS_X509_FMT_PEM
+                                                                 : GNUTLS_X509_FMT_DER);
+                r = r < 0 ? -EINVAL : 0;
+        }
+        if (key.data) {
+                memset(key.data, 0, key.size);
+                gnutls_free(key.data);
+        }
+        gnutls_free(cert.data);
+        return r;
+}
+
+static int server_bind(SsServer *server)
+{
+        const PolicyStreamtype *st = server->stream->st;
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+                struct sockaddr_un un;
+        } addr = {};
+        socklen_t len;
+        int fd, one = 1;
+
+        if (st->unix_socket) {
+                struct stat sb;
+                size_t n = st->endpoint ? strlen(st->endpoint) : 0;
+
+                if (n == 0 || n >= sizeof(addr.un.sun_path))
+                        return -EINVAL;
+                addr.un.sun_family = AF_UNIX;
+                memcpy(addr.un.sun_path, st->endpoint, n);
+                len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + 1);
+                /* A socket left by a previous run is replaced; anything else is not. */
+                if (lstat(st->endpoint, &sb) == 0 && S_ISSOCK(sb.st_mode))
+                        (void) unlink(st->endpoint);
+                server->unix_path = strdup(st->endpoint);
+                if (!server->unix_path)
+                        return -ENOMEM;
+        } else if (!st->endpoint || strcmp(st->endpoint, "*") == 0 ||
+                   strcmp(st->endpoint, "::") == 0) {
+                addr.in6.sin6_family = AF_INET6;
+                addr.in6.sin6_addr = in6addr_any;
+                addr.in6.sin6_port = htons(st->port);
+                len = sizeof(addr.in6);
+        } else if (inet_pton(AF_INET, st->endpoint, &addr.in.sin_addr) == 1) {
+                addr.in.sin_family = AF_INET;
+                addr.in.sin_port = htons(st->port);
+                len = sizeof(addr.in);
+        } else if (inet_pton(AF_INET6, st->endpoint, &addr.in6.sin6_addr) == 1) {
+                addr.in6.sin6_family = AF_INET6;
+                addr.in6.sin6_port = htons(st->port);
+                len = sizeof(addr.in6);
+        } else if (strcmp(st->endpoint, "localhost") == 0) {
+                addr.in.sin_family = AF_INET;
+                addr.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                addr.in.sin_port = htons(st->port);
+                len = sizeof(addr.in);
+        } else
+                return -EADDRNOTAVAIL; /* names are not resolved for listening */
+
+        fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        server->fd = fd;
+        if (addr.sa.sa_family != AF_UNIX)
+                (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, &addr.sa, len) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return 0;
+}
+
+static SsServer *server_free(SsServer *server)
+{
+        if (!server)
+                return NULL;
+        assert(!server->head);
+        sd_event_source_disable_unref(server->io);
+        sd_event_source_disable_unref(server->pause_timer);
+        if (server->fd >= 0)
+                (void) close(server->fd);
+        if (server->unix_path) {
+                (void) unlink(server->unix_path);
+                free(server->unix_path);
+        }
+        if (server->creds)
+                gnutls_certificate_free_credentials(server->creds);
+        free(server);
+        return NULL;
+}
+
+int ss_server_start(SsStream *s)
+{
+        SsServer *server;
+        int r;
+
+        assert(s->st->server);
+        if (!s->context->event)
+                return -EOPNOTSUPP;
+        server = calloc(1, sizeof(*server));
+        if (!server)
+                return -ENOMEM;
+        server->stream = s;
+        server->fd = -EBADF;
+        server->idle_usec = (s->st->timeout_ms ? s->st->timeout_ms : SS_SERVER_IDLE_MS) * 1000ULL;
+        if (s->st->tls) {
+                r = server_load_credentials(server);
+                if (r < 0)
+                        goto fail;
+        }
+        r = server_bind(server);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(s->context->event, &server->io, server->fd, EPOLLIN, on_server_io,
+                            server);
+        if (r < 0)
+                goto fail;
+        s->server = server;
+        return 0;
+fail:
+        server_free(server);
+        return r;
+}
+
+void ss_server_stream_destroy(SsStream *s)
+{
+        if (s->server_conn) {
+                SsServerConn *conn = s->server_conn;
+
+                s->server_conn = NULL;
+                conn_free(conn);
+        }
+        if (s->server) {
+                SsServer *server = s->server;
+
+                while (server->head) {
+                        SsServerConn *conn = server->head;
+                        SsStream *cs = conn->stream;
+
+                        if (cs->in_callback > 0) {
+                                /* Freed from inside one of its own callbacks: it goes then. */
+                                cs->destroy_requested = true;
+                                conn_unlink(conn);
+                                continue;
+                        }
+                        ss_stream_dispatch(cs, SS_DESTROY_ME);
+                }
+                s->server = NULL;
+                if (server->in_accept) {
+                        server->stream = NULL;
+                        server->free_pending = true;
+                        (void) sd_event_source_set_enabled(server->io, SD_EVENT_OFF);
+                } else
+                        server_free(server);
+        }
+}
+
+int ss_server_request_tx(SsStream *s)
+{
+        SsServerConn *conn = s->server_conn;
+
+        if (!conn)
+                return s->server ? -EINVAL : -ESTALE;
+        if (!conn->resp_started) {
+                conn->has_len = s->has_tx_len;
+                conn->len = s->tx_len;
+        }
+        s->has_tx_len = false;
+        if (!conn->txn_delivered || conn->resp_done)
+                return -ESTALE;
+        conn->tx_requested = true;
+        conn_schedule(conn);
+        return 0;
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+int ss_stream_server_ack(SsStream *s, unsigned status)
+{
+        SsServerConn *conn;
+
+        if (!s || (status != 0 && (status < 100 || status > 999)))
+                return -EINVAL;
+        conn = s->server_conn;
+        if (!conn)
+                return s->st->server && !s->server ? -ESTALE : -EINVAL;
+        if (!conn->txn_delivered || conn->resp_done || conn->phase != CONN_ACTIVE)
+                return -ESTALE;
+        if (conn->resp_started)
+                return -EBUSY;
+        conn->answered = true;
+        conn->status = status ? status : 200;
+        conn_schedule(conn);
+        return 0;
+}
+
+int ss_stream_server_get_request(SsStream *s, const char **ret_method, const char **ret_path)
+{
+        SsServerConn *conn;
+
+        if (!s)
+                return -EINVAL;
+        conn = s->server_conn;
+        if (!conn || !conn->method)
+                return -ESTALE;
+        if (ret_method)
+                *ret_method = conn->method;
+        if (ret_path)
+                *ret_path = conn->path;
+        return 0;
+}
+
+SsStream *ss_stream_server_get_parent(SsStream *s)
+{
+        if (!s || !s->server_conn || !s->server_conn->server)
+                return NULL;
+        return s->server_conn->server->stream;
+}
+
+int ss_stream_server_foreach(SsStream *server, SsServerForeachCallback cb, void *userdata)
+{
+        if (!server || !server->server || !cb)
+                return -EINVAL;
+        for (SsServerConn *conn = server->server->head; conn;) {
+                SsServerConn *next = conn->next;
+                int r;
+
+                if (conn->stream->connected_delivered) {
+                        r = cb(conn->stream, userdata);
+                        if (r < 0)
+                                return r;
+                }
+                conn = next;
+        }
+        return 0;
+}
+
+int ss_stream_server_n_connections(SsStream *server)
+{
+        if (!server || !server->server)
+                return -EINVAL;
+        return (int) server->server->n_conns;
+}

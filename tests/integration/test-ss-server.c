@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server streamtypes over HTTP/1.1 (issue 11) against curl, plain, TLS (the
+ * test CA) and on a unix socket: status, headers and exact bodies (Content-Length
+ * and chunked), metadata from the query and request headers, 404 when the
+ * application does not answer, keep-alive on one connection, a 1 MiB upload
+ * arriving byte-exact; hostile clients: a slowloris client closed with 408 at
+ * the header timeout while curl is served throughout, 1,000 idle connections
+ * that do not stop curl, a 1 MiB header answered with 431 and a close, a bad
+ * request answered with 400; destroying the server stream stops listening.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "stream.h"
+#include "tap.h"
+
+#define HOSTILE_IDLE      1000
+#define HEADER_TIMEOUT_MS 3000
+
+static sd_event *event;
+static SsContext *ctx;
+static PeerCerts certs;
+static uint16_t port_plain, port_tls;
+static char *unix_path;
+static unsigned connected_count;
+
+/* What the application keeps per connection stream (the handlers are shared). */
+typedef struct Conn {
+        SsStream *s;
+        const char *body; /* the response body left to send */
+        size_t left;
+        unsigned pieces; /* /chunked: pieces sent */
+        uint64_t upload;
+        bool upload_ok, upload_eom;
+} Conn;
+
+static Conn conns[2048];
+
+static Conn *conn_get(SsStream *s)
+{
+        Conn *free_slot = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++) {
+                if (conns[i].s == s)
+                        return &conns[i];
+                if (!conns[i].s && !free_slot)
+                        free_slot = &conns[i];
+        }
+        if (free_slot)
+                *free_slot = (Conn){.s = s, .upload_ok = true};
+        return free_slot;
+}
+
+static char reply[512];
+
+static void respond(SsStream *s, Conn *c, unsigned status, const char *body, bool chunked)
+{
+        c->body = body;
+        c->left = strlen(body);
+        (void) ss_stream_server_ack(s, status);
+        (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
+        if (chunked)
+                (void) ss_stream_request_tx(s);
+        else
+                (void) ss_stream_request_tx_len(s, c->left);
+}
+
+static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        const char *method, *path, *v;
+        Conn *c;
+
+        (void) userdata;
+        (void) ack;
+        if (state == SS_STATE_CONNECTED) {
+                connected_count++;
+                return SS_OK;
+        }
+        if (state == SS_STATE_DESTROYING) {
+                c = conn_get(s);
+                if (c)
+                        c->s = NULL;
+                return SS_OK;
+        }
+        if (state != SS_STATE_SERVER_TXN)
+                return SS_OK;
+        c = conn_get(s);
+        if (!c || ss_stream_server_get_request(s, &method, &path) < 0)
+                return SS_DISCONNECT_ME;
+        c->pieces = 0;
+        c->upload = 0;
+        c->upload_ok = true;
+        c->upload_eom = false;
+        if (strcmp(path, "/hello") == 0)
+                respond(s, c, 0, "hello world\n", false);
+        else if (strcmp(path, "/chunked") == 0) {
+                c->body = "";
+                c->left = 0;
+                (void) ss_stream_server_ack(s, 201);
+                (void) ss_stream_request_tx(s);
+        } else if (strcmp(path, "/echo") == 0) {
+                const char *name = NULL, *token = NULL, *m = NULL;
+
+                (void) ss_stream_get_metadata(s, "name", &name, NULL);
+                (void) ss_stream_get_metadata(s, "token", &token, NULL);
+                (void) ss_stream_get_metadata(s, "method", &m, NULL);
+                snprintf(reply, sizeof(reply), "%s name=%s token=%s\n", m ? m : "-",
+                         name ? name : "-", token ? token : "-");
+                respond(s, c, 0, reply, true);
+        } else if (strcmp(path, "/upload") == 0) {
+                /* answered at the rx with EOM */
+        } else if (strcmp(path, "/teapot") == 0)
+                respond(s, c, 418, "short and stout\n", false);
+        (void) v;
+        return SS_OK;
+}
+
+static SsResult on_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
+{
+        Conn *c = conn_get(s);
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        if ((flags & SS_FLAG_SOM) != (c->upload == 0 && len > 0 ? SS_FLAG_SOM : 0))
+                c->upload_ok = false;
+        for (size_t i = 0; i < len; i++)
+                if (buf[i] != peers_big_byte(c->upload + i))
+                        c->upload_ok = false;
+        c->upload += len;
+        if (flags & SS_FLAG_EOM) {
+                c->upload_eom = true;
+                snprintf(reply, sizeof(reply), "got %llu %s\n", (unsigned long long) c->upload,
+                         c->upload_ok ? "exact" : "corrupt");
+                respond(s, c, 0, reply, false);
+        }
+        return SS_OK;
+}
+
+static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        Conn *c = conn_get(s);
+        const char *path = NULL;
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        (void) ss_stream_server_get_request(s, NULL, &path);
+        if (path && strcmp(path, "/chunked") == 0) {
+                static const char *const pieces[] = {"one,", "two,", "three\n"};
+
+                *len = strlen(pieces[c->pieces]);
+                memcpy(buf, pieces[c->pieces], *len);
+                if (++c->pieces == ELEMENTSOF(pieces))
+                        *flags = SS_FLAG_EOM;
+                return SS_OK;
+        }
+        /* A few bytes at a time, to exercise several tx calls. */
+        *len = c->left < 5 ? c->left : 5;
+        memcpy(buf, c->body, *len);
+        c->body += *len;
+        c->left -= *len;
+        if (c->left == 0)
+                *flags = SS_FLAG_EOM;
+        return SS_OK;
+}
+
+/* ---- running clients while the loop serves ------------------------------------------------ */
+
+typedef int (*ChildFn)(void *arg);
+
+/* Runs fn in a child process while the event loop serves; its exit status or -1. */
+static int run_child(ChildFn fn, void *arg, unsigned timeout_sec)
+{
+        uint64_t deadline = peers_now_usec() + timeout_sec * 1000000ULL;
+        pid_t pid;
+        int status;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0)
+                _exit(fn(arg));
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                if (peers_now_usec() > deadline) {
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, &status, 0);
+                        return -1;
+                }
+                (void) sd_event_run(event, 10000);
+        }
+}
+
+static int exec_argv(void *arg)
+{
+        char *const *argv = arg;
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+                (void) dup2(fd, STDERR_FILENO);
+        }
+        execvp(argv[0], argv);
+        return 127;
+}
+
+/* curl with args; the body to body_file, headers to head_file, "%{http_code}" to code_file. */
+static int curl(const char *const *args, char **ret_body, char **ret_head, unsigned *ret_code)
+{
+        char *body = peers_path("curl.body"), *head = peers_path("curl.head");
+        char *code = peers_path("curl.code"), *err = peers_path("curl.err");
+        const char *argv[40] = {"curl", "-s", "-S", "--max-time",   "20",       "-o", body,
+                                "-D",   head, "-w", "%{http_code}", "--stderr", err};
+        size_t n = 13;
+        int r, fd;
+        char *text;
+
+        for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+        (void) unlink(body);
+        (void) unlink(head);
+        fflush(stdout);
+        fd = open(code, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        {
+                int saved = dup(STDOUT_FILENO);
+
+                (void) dup2(fd, STDOUT_FILENO);
+                r = run_child(exec_argv, (void *) argv, 30);
+                (void) dup2(saved, STDOUT_FILENO);
+                (void) close(saved);
+        }
+        (void) close(fd);
+        text = peers_read_file(code, NULL);
+        if (ret_code)
+                *ret_code = text ? (unsigned) atoi(text) : 0;
+        free(text);
+        if (ret_body)
+                *ret_body = peers_read_file(body, NULL);
+        if (ret_head)
+                *ret_head = peers_read_file(head, NULL);
+        if (r != 0) {
+                text = peers_read_file(err, NULL);
+                tap_diag("curl: %s", text ? text : "(nothing on stderr)");
+                free(text);
+        }
+        free(err);
+        free(body);
+        free(head);
+        free(code);
+        return r;
+}
+
+static bool has_header(const char *head, const char *line)
+{
+        return head && strcasestr(head, line) != NULL;
+}
+
+/* ---- raw clients (children) ---------------------------------------------------------------- */
+
+static int connect_port(uint16_t port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+typedef struct Raw {
+        const char *request;
+        size_t size;
+        char *out_file;    /* what came back */
+        unsigned interval; /* slowloris: ms between bytes after the request line; 0: at once */
+} Raw;
+
+/* Sends the request (or trickles it) and records the answer and the seconds until EOF. */
+static int raw_client(void *arg)
+{
+        Raw *raw = arg;
+        char buf[4096];
+        size_t got = 0, sent = 0;
+        uint64_t start = peers_now_usec();
+        int fd = connect_port(port_plain), out;
+
+        if (fd < 0)
+                return 2;
+        out = open(raw->out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (out < 0)
+                return 3;
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                int n;
+
+                if (sent < raw->size) {
+                        size_t chunk = raw->interval ? 1 : raw->size - sent;
+
+                        if (raw->interval && sent == 0)
+                                chunk = 16; /* the request line at once */
+                        if (chunk > raw->size - sent)
+                                chunk = raw->size - sent;
+                        n = (int) send(fd, raw->request + sent, chunk, MSG_NOSIGNAL);
+                        if (n > 0)
+                                sent += (size_t) n;
+                }
+                n = poll(&p, 1, raw->interval ? (int) raw->interval : 20000);
+                if (n < 0)
+                        return 4;
+                if (n == 0) {
+                        if (!raw->interval)
+                                return 5;
+                        continue;
+                }
+                n = (int) recv(fd, buf, sizeof(buf), 0);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+                if (write(out, buf, (size_t) n) != n)
+                        return 6;
+        }
+        dprintf(out, "\nELAPSED %llu\n", (unsigned long long) ((peers_now_usec() - start) / 1000));
+        close(out);
+        close(fd);
+        (void) got;
+        return 0;
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+static void test_basic(const char *name, const char *base, const char *const *extra)
+{
+        char url[256];
+        char *body = NULL, *head = NULL;
+        unsigned code = 0;
+        const char *args[12];
+        size_t n;
+
+#define ARGS(...)                                              \
+        do {                                                   \
+                const char *a_[] = {__VA_ARGS__};              \
+                n = 0;                                         \
+                for (size_t i_ = 0; extra[i_]; i_++)           \
+                        args[n++] = extra[i_];                 \
+                for (size_t i_ = 0; i_ < ELEMENTSOF(a_); i_++) \
+                        args[n++] = a_[i_];                    \
+                args[n] = NULL;                                \
+        } while (0)
+
+        snprintf(url, sizeof(url), "%s/hello", base);
+        ARGS(url);
+        is_int(curl(args, &body, &head, &code), 0, "%s: curl /hello", name);
+        is_int(code, 200, "%s: status 200", name);
+        is_str(body, "hello world\n", "%s: exact body", name);
+        ok(has_header(head, "HTTP/1.1 200 OK\r\n"), "%s: status line", name);
+        ok(has_header(head, "\r\ncontent-type: text/plain\r\n"), "%s: content-type from metadata",
+           name);
+        ok(has_header(head, "\r\nContent-Length: 12\r\n"), "%s: Content-Length", name);
+        free(body);
+        free(head);
+
+        snprintf(url, sizeof(url), "%s/chunked", base);
+        ARGS(url);
+        is_int(curl(args, &body, &head, &code), 0, "%s: curl /chunked", name);
+        is_int(code, 201, "%s: status 201", name);
+        is_str(body, "one,two,three\n", "%s: chunked body", name);
+        ok(has_header(head, "\r\nTransfer-Encoding: chunked\r\n"), "%s: chunked framing", name);
+        free(body);
+        free(head);
+
+        snprintf(url, sizeof(url), "%s/missing", base);
+        ARGS(url);
+        is_int(curl(args, &body, &head, &code), 0, "%s: curl /missing", name);
+        is_int(code, 404, "%s: 404 without an answer", name);
+        ok(!body || !*body, "%s: empty 404 body", name);
+        free(body);
+        free(head);
+
+        snprintf(url, sizeof(url), "%s/teapot", base);
+        ARGS(url);
+        is_int(curl(args, &body, &head, &code), 0, "%s: curl /teapot", name);
+        is_int(code, 418, "%s: the status the application chose", name);
+        free(body);
+        free(head);
+
+        snprintf(url, sizeof(url), "%s/echo?x=1&name=J%%C3%%B6rg+K&y", base);
+        ARGS("-H", "X-Token: t1", url);
+        is_int(curl(args, &body, &head, &code), 0, "%s: curl /echo", name);
+        is_str(body, "GET name=J\xc3\xb6rg K token=t1\n",
+               "%s: method, query argument and header as metadata", name);
+        ok(!has_header(head, "X-Token"), "%s: request metadata is not echoed", name);
+        free(body);
+        free(head);
+
+        /* keep-alive: two requests, one connection */
+        {
+                unsigned before = connected_count;
+                char url2[256];
+
+                snprintf(url, sizeof(url), "%s/hello", base);
+                snprintf(url2, sizeof(url2), "%s/teapot", base);
+                ARGS(url, "-o", "/dev/null", url2);
+                is_int(curl(args, &body, &head, &code), 0, "%s: two URLs", name);
+                is_int(connected_count - before, 1, "%s: on one connection", name);
+                is_int(code, 200418, "%s: both answered (200, then 418)", name);
+                free(body);
+                free(head);
+        }
+
+        /* 1 MiB upload, byte-exact */
+        {
+                char *file = peers_path("upload.bin"), data[300];
+                FILE *f = fopen(file, "we");
+
+                for (size_t i = 0; f && i < PEERS_BIG_SIZE; i += sizeof(data)) {
+                        size_t k =
+                            PEERS_BIG_SIZE - i < sizeof(data) ? PEERS_BIG_SIZE - i : sizeof(data);
+
+                        for (size_t j = 0; j < k; j++)
+                                data[j] = (char) peers_big_byte(i + j);
+                        fwrite(data, 1, k, f);
+                }
+                if (f)
+                        fclose(f);
+                {
+                        char at[300];
+
+                        snprintf(at, sizeof(at), "@%s", file);
+                        snprintf(url, sizeof(url), "%s/upload", base);
+                        ARGS("--data-binary", at, url);
+                        is_int(curl(args, &body, &head, &code), 0, "%s: 1 MiB upload", name);
+                        is_int(code, 200, "%s: upload answered", name);
+                        is_str(body, "got 1048576 exact\n", "%s: 1 MiB arrived byte-exact", name);
+                        free(body);
+                        free(head);
+                        ARGS("-H", "Transfer-Encoding: chunked", "--data-binary", at, url);
+                        is_int(curl(args, &body, &head, &code), 0, "%s: chunked upload", name);
+                        is_str(body, "got 1048576 exact\n", "%s: chunked 1 MiB byte-exact", name);
+                        free(body);
+                        free(head);
+                }
+                free(file);
+        }
+#undef ARGS
+}
+
+static char *read_raw(const Raw *raw)
+{
+        return peers_read_file(raw->out_file, NULL);
+}
+
+static void test_bad_request(void)
+{
+        Raw raw = {
+            .request = "GET / HTTP/1.1\r\n\r\n", .size = 18, .out_file = peers_path("raw.out")};
+        char *out;
+
+        is_int(run_child(raw_client, &raw, 30), 0, "bad request: client ran");
+        out = read_raw(&raw);
+        ok(out && strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "no Host: 400 (%.30s)",
+           out ? out : "");
+        ok(out && strstr(out, "Connection: close\r\n"), "400 says close");
+        ok(out && strstr(out, "\nELAPSED "), "and the connection closed");
+        free(out);
+        free(raw.out_file);
+}
+
+static void test_big_header(void)
+{
+        /* curl cannot send a 1 MiB header line (its request buffer is 1 MiB): raw bytes. */
+        static const char start[] = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ";
+        size_t size = sizeof(start) - 1 + 1024 * 1024 + 4;
+        char *request = malloc(size);
+        Raw raw = {.out_file = peers_path("big.out")};
+        int fds_before = (int) peers_count_fds();
+        char *out;
+
+        if (!request)
+                abort();
+        memcpy(request, start, sizeof(start) - 1);
+        for (size_t i = sizeof(start) - 1; i < size - 4; i++)
+                request[i] = (char) ('a' + i % 26);
+        memcpy(request + size - 4, "\r\n\r\n", 4);
+        raw.request = request;
+        raw.size = size;
+        is_int(run_child(raw_client, &raw, 30), 0, "1 MiB header: client ran");
+        out = read_raw(&raw);
+        ok(out && strncmp(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0,
+           "1 MiB header: 431 (%.46s)", out ? out : "");
+        ok(out && strstr(out, "\nELAPSED "), "and the connection was closed");
+        for (unsigned i = 0; i < 300 && (int) peers_count_fds() > fds_before; i++)
+                (void) sd_event_run(event, 10000);
+        cmp_int(peers_count_fds(), <=, fds_before, "the server holds nothing for it");
+        free(out);
+        free(request);
+        free(raw.out_file);
+}
+
+static int well_behaved_loop(void *arg)
+{
+        /* 8 requests over about 5 s, each must succeed. */
+        const char *url = arg;
+
+        for (unsigned i = 0; i < 8; i++) {
+                char cmd[512];
+
+                snprintf(cmd, sizeof(cmd),
+                         "curl -s --max-time 2 -o /dev/null -w '%%{http_code}' %s | grep -qx 200",
+                         url);
+                if (system(cmd) != 0)
+                        return 10 + (int) i;
+                usleep(600000);
+        }
+        return 0;
+}
+
+static int slowloris_and_good(void *arg)
+{
+        Raw *raw = arg;
+        pid_t p = fork();
+        int status = 0, good;
+        char url[128];
+
+        if (p == 0)
+                _exit(raw_client(raw));
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port_plain);
+        good = well_behaved_loop(url);
+        (void) waitpid(p, &status, 0);
+        if (good)
+                return good;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+static void test_slowloris(void)
+{
+        static const char request[] = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+        Raw raw = {.request = request,
+                   .size = sizeof(request) - 1,
+                   .out_file = peers_path("slow.out"),
+                   .interval = 1000};
+        char *out, *e;
+
+        is_int(run_child(slowloris_and_good, &raw, 60), 0,
+               "slowloris: a well-behaved client was served 8 times meanwhile");
+        out = read_raw(&raw);
+        ok(out && strncmp(out, "HTTP/1.1 408 Request Timeout\r\n", 30) == 0,
+           "slowloris got 408 (%.30s)", out ? out : "");
+        e = out ? strstr(out, "\nELAPSED ") : NULL;
+        ok(e, "slowloris connection closed");
+        if (e) {
+                unsigned ms = (unsigned) atoi(e + 9);
+
+                cmp_int(ms, >=, HEADER_TIMEOUT_MS - 100, "not before the header timeout");
+                cmp_int(ms, <, HEADER_TIMEOUT_MS + 2500, "soon after the header timeout (%u ms)",
+                        ms);
+        }
+        free(out);
+        free(raw.out_file);
+}
+
+static void test_idle_flood(SsStream *server)
+{
+        static int fds[HOSTILE_IDLE];
+        struct rlimit rl;
+        unsigned opened = 0, code = 0;
+        const char *args[3];
+        char url[128];
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+                rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        for (unsigned i = 0; i < HOSTILE_IDLE; i++) {
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port_plain)};
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                fds[i] = fd;
+                if (fd < 0)
+                        continue;
+                if (connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0 || errno == EINPROGRESS)
+                        opened++;
+                if (i % 32 == 0)
+                        (void) sd_event_run(event, 0);
+        }
+        is_int(opened, HOSTILE_IDLE, "1000 idle connections opened");
+        for (unsigned i = 0; i < 50; i++)
+                (void) sd_event_run(event, 10000);
+        cmp_int(ss_stream_server_n_connections(server), <=, SS_SERVER_MAX_CONNECTIONS,
+                "the server holds at most %u connections", SS_SERVER_MAX_CONNECTIONS);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port_plain);
+        args[0] = url;
+        args[1] = NULL;
+        is_int(curl(args, NULL, NULL, &code), 0, "curl among 1000 idle connections");
+        is_int(code, 200, "served 200");
+        for (unsigned i = 0; i < HOSTILE_IDLE; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        for (unsigned i = 0; i < 50; i++)
+                (void) sd_event_run(event, 10000);
+}
+
+static int count_one(SsStream *conn, void *userdata)
+{
+        (void) conn;
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+static char *policy_json(void)
+{
+        char *json = NULL;
+
+        if (asprintf(&json,
+                     "{\"release\":\"1\",\"product\":\"server\",\"schema-version\":1,"
+                     "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"}],"
+                     "\"s\":["
+                     "{\"srv\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\",\"timeout_ms\":%u,\"metadata\":[{\"method\":\"\"},"
+                     "{\"path\":\"\"},{\"name\":\"\"},{\"token\":\"X-Token:\"},"
+                     "{\"ct\":\"content-type:\"}]}},"
+                     "{\"srvtls\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\",\"tls\":true,\"server_cert\":\"scert\","
+                     "\"server_key\":\"skey\",\"metadata\":[{\"method\":\"\"},"
+                     "{\"path\":\"\"},{\"name\":\"\"},{\"token\":\"X-Token:\"},"
+                     "{\"ct\":\"content-type:\"}]}},"
+                     "{\"srvunix\":{\"server\":true,\"endpoint\":\"+%s\",\"protocol\":\"h1\","
+                     "\"metadata\":[{\"method\":\"\"},{\"path\":\"\"},{\"name\":\"\"},"
+                     "{\"token\":\"X-Token:\"},{\"ct\":\"content-type:\"}]}}"
+                     "]}",
+                     certs.server_pem, certs.server_key, (unsigned) port_plain, HEADER_TIMEOUT_MS,
+                     (unsigned) port_tls, unix_path) < 0)
+                return NULL;
+        return json;
+}
+
+int main(void)
+{
+        SsStreamHandlers handlers = {.rx = on_rx, .tx = on_tx, .state = on_state};
+        SsStream *plain = NULL, *tls = NULL, *unixs = NULL;
+        PolicyErrors errors = {};
+        Policy *policy;
+        char *json, base[128];
+        static const char *const none[] = {NULL};
+
+        peers_init(300);
+        if (!peers_have("curl"))
+                tap_skip_all("curl is not installed");
+        peer_certs_make(&certs);
+        port_plain = peers_free_port();
+        do
+                port_tls = peers_free_port();
+        while (port_tls == port_plain);
+        unix_path = peers_path("srv.sock");
+
+        json = policy_json();
+        policy = policy_new();
+        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
+        for (size_t i = 0; i < errors.n_messages; i++)
+                tap_diag("%s", errors.messages[i]);
+        policy_errors_clear(&errors);
+        free(json);
+        is_int(sd_event_new(&event), 0, "event loop");
+        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        policy_unref(policy);
+
+        is_int(ss_stream_new(&plain, ctx, "srv", &handlers, NULL), 0, "plain server listens");
+        is_int(ss_stream_new(&tls, ctx, "srvtls", &handlers, NULL), 0, "TLS server listens");
+        is_int(ss_stream_new(&unixs, ctx, "srvunix", &handlers, NULL), 0, "unix server listens");
+        if (!plain || !tls || !unixs)
+                return peers_done();
+        is_int(ss_stream_get_state(plain), SS_STATE_CREATING, "a server stream stays CREATING");
+
+        snprintf(base, sizeof(base), "http://127.0.0.1:%u", port_plain);
+        test_basic("plain", base, none);
+        {
+                const char *const extra[] = {"--cacert", certs.ca_pem, "--http1.1", NULL};
+
+                snprintf(base, sizeof(base), "https://localhost:%u", port_tls);
+                test_basic("tls", base, extra);
+        }
+        {
+                const char *const extra[] = {"--unix-socket", unix_path, NULL};
+
+                test_basic("unix", "http://localhost", extra);
+        }
+        test_bad_request();
+        test_big_header();
+        test_slowloris();
+        test_idle_flood(plain);
+
+        {
+                unsigned n = 0;
+
+                is_int(ss_stream_server_foreach(plain, count_one, &n), 0, "foreach");
+                is_int((int) n, ss_stream_server_n_connections(plain),
+                       "foreach visits every connection");
+                is_int(ss_stream_server_foreach(unixs, count_one, &n), 0, "foreach (unix)");
+        }
+
+        plain = ss_stream_free(plain);
+        tls = ss_stream_free(tls);
+        unixs = ss_stream_free(unixs);
+        {
+                int fd = connect_port(port_plain);
+
+                ok(fd < 0, "destroying the server stream stops listening");
+                if (fd >= 0)
+                        close(fd);
+                ok(access(unix_path, F_OK) < 0, "the unix socket is removed");
+        }
+        is_int(ss_context_n_streams(ctx), 0, "no stream left");
+        ctx = ss_context_free(ctx);
+        event = sd_event_unref(event);
+        peer_certs_free(&certs);
+        free(unix_path);
+        return peers_done();
+}
