@@ -85,6 +85,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
              *up = peers_path("h2www/up");
         const char *d = peers_dir();
         const char *locations = "    location = / { return 200 \"hello\\n\"; }\n"
+                                "    location = /reset { return 444; }\n"
                                 "    location = /busy { add_header Retry-After 1 always; "
                                 "return 503; }\n"
                                 "    location /up/ { dav_methods PUT; create_full_put_path on; "
@@ -340,9 +341,22 @@ static LogCount log_wait(const char *uri, const char *protocol, unsigned lines)
 
 /* ---- tests ----------------------------------------------------------------------------- */
 
+static bool never(void *userdata)
+{
+        return false;
+}
+
+static bool done_three_drops(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->count[SS_STATE_DISCONNECTED] >= 3;
+}
+
 static void test_get(void)
 {
         LogCount n;
+        SsStream *s;
         Rec r;
 
         truncate_log();
@@ -364,6 +378,20 @@ static void test_get(void)
         is_int(r.ack[SS_STATE_QOS_NACK_REMOTE], 404, "h2 404: ack is the status");
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "h2 404: no ACK");
         is_int(r.n_eom, 1, "h2 404: its body arrives, EOM once");
+        free(r.body);
+
+        /* nginx answers 444 over h2 with RST_STREAM: a failed transaction, retried. */
+        rec_init(&r);
+        s = open_stream("reset", &r);
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_three_drops, &r, 10000), "h2 RST_STREAM: dropped (%s)", r.states);
+        (void) run_until(never, NULL, 800);
+        ss_stream_free(s);
+        is_int(r.count[SS_STATE_CONNECTING], 3,
+               "h2 RST_STREAM: retried twice (conceal 2), then idle");
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE] + r.count[SS_STATE_QOS_NACK_REMOTE], 0,
+               "h2 RST_STREAM: neither ACK nor NACK");
+        is_int(r.n_rx, 0, "h2 RST_STREAM: no rx");
         free(r.body);
 
         run_get("expect404", &r);
@@ -449,11 +477,6 @@ static void test_fallback(void)
         ok(file_matches("fb.bin", PEERS_BIG_SIZE), "h1 fall back PUT: byte for byte on disk");
         ss_stream_free(s);
         free(r.body);
-}
-
-static bool never(void *userdata)
-{
-        return false;
 }
 
 static void test_flow_control(void)
@@ -630,6 +653,7 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
                c->ca_pem);
         add_h2(&json, "big", p->h2, "\"http_url\":\"big\"");
         add_h2(&json, "missing", p->h2, "\"http_url\":\"missing\"");
+        add_h2(&json, "reset", p->h2, "\"http_url\":\"reset\"");
         add_h2(&json, "expect404", p->h2, "\"http_url\":\"missing\",\"http_expect\":404");
         add_h2(&json, "put_len", p->h2, "\"http_method\":\"PUT\",\"http_url\":\"up/len.bin\"");
         add_h2(&json, "put_nolen", p->h2, "\"http_method\":\"PUT\",\"http_url\":\"up/nolen.bin\"");
