@@ -896,7 +896,8 @@ static void server_accept_one(SsServer *server, int fd)
                         return;
                 }
                 ss_stream_dispatch(victim->stream, SS_DESTROY_ME);
-                if (server->n_conns >= SS_SERVER_MAX_CONNECTIONS) {
+                /* Its callbacks may have destroyed the server stream. */
+                if (server->free_pending || server->n_conns >= SS_SERVER_MAX_CONNECTIONS) {
                         (void) close(fd);
                         return;
                 }
@@ -935,6 +936,11 @@ static void server_accept_one(SsServer *server, int fd)
                 return; /* CREATING asked to be destroyed: the stream took conn with it */
         if (k < 0)
                 goto fail;
+        if (server->free_pending) {
+                /* CREATING destroyed the server stream. */
+                ss_stream_dispatch(s, SS_DESTROY_ME);
+                return;
+        }
         conn->stream = s;
         conn->server = server;
         conn->prev = server->tail;

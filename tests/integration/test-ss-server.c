@@ -36,6 +36,8 @@ static PeerCerts certs;
 static uint16_t port_plain, port_tls;
 static char *unix_path;
 static unsigned connected_count;
+static SsStream *free_on_connect; /* a server stream its first connection destroys */
+static uint16_t port_free;
 
 /* What the application keeps per connection stream (the handlers are shared). */
 typedef struct Conn {
@@ -87,6 +89,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         (void) ack;
         if (state == SS_STATE_CONNECTED) {
                 connected_count++;
+                if (free_on_connect && ss_stream_server_get_parent(s) == free_on_connect)
+                        free_on_connect = ss_stream_free(free_on_connect);
                 return SS_OK;
         }
         if (state == SS_STATE_DESTROYING) {
@@ -618,8 +622,11 @@ static void test_idle_flood(SsStream *server)
         for (unsigned i = 0; i < HOSTILE_IDLE; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
-        for (unsigned i = 0; i < 50; i++)
+        /* sd_event_run() dispatches one source at a time */
+        for (unsigned i = 0; i < 5000 && ss_stream_server_n_connections(server) > 0; i++)
                 (void) sd_event_run(event, 10000);
+        is_int(ss_stream_server_n_connections(server), 0,
+               "the idle connections are gone once their clients closed");
 }
 
 static int count_one(SsStream *conn, void *userdata)
@@ -646,12 +653,14 @@ static char *policy_json(void)
                      "\"server_key\":\"skey\",\"metadata\":[{\"method\":\"\"},"
                      "{\"path\":\"\"},{\"name\":\"\"},{\"token\":\"X-Token:\"},"
                      "{\"ct\":\"content-type:\"}]}},"
+                     "{\"srvfree\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\"}},"
                      "{\"srvunix\":{\"server\":true,\"endpoint\":\"+%s\",\"protocol\":\"h1\","
                      "\"metadata\":[{\"method\":\"\"},{\"path\":\"\"},{\"name\":\"\"},"
                      "{\"token\":\"X-Token:\"},{\"ct\":\"content-type:\"}]}}"
                      "]}",
                      certs.server_pem, certs.server_key, (unsigned) port_plain, HEADER_TIMEOUT_MS,
-                     (unsigned) port_tls, unix_path) < 0)
+                     (unsigned) port_tls, (unsigned) port_free, unix_path) < 0)
                 return NULL;
         return json;
 }
@@ -673,6 +682,9 @@ int main(void)
         do
                 port_tls = peers_free_port();
         while (port_tls == port_plain);
+        do
+                port_free = peers_free_port();
+        while (port_free == port_plain || port_free == port_tls);
         unix_path = peers_path("srv.sock");
 
         json = policy_json();
@@ -710,6 +722,27 @@ int main(void)
         test_big_header();
         test_slowloris();
         test_idle_flood(plain);
+
+        /* A connection's callback destroys its server stream: the server and it go. */
+        {
+                size_t before = ss_context_n_streams(ctx);
+                int fd;
+
+                is_int(ss_stream_new(&free_on_connect, ctx, "srvfree", &handlers, NULL), 0,
+                       "another server listens");
+                fd = connect_port(port_free);
+                ok(fd >= 0, "connected to it");
+                for (unsigned i = 0; i < 500 && free_on_connect; i++)
+                        (void) sd_event_run(event, 10000);
+                ok(!free_on_connect, "its connection's CONNECTED destroyed the server stream");
+                is_int(ss_context_n_streams(ctx), before, "with the connection stream");
+                if (fd >= 0)
+                        close(fd);
+                fd = connect_port(port_free);
+                ok(fd < 0, "and it listens no more");
+                if (fd >= 0)
+                        close(fd);
+        }
 
         {
                 unsigned n = 0;
