@@ -84,12 +84,15 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
         char *conf = peers_path("h2.conf"), *big = peers_path("h2www/big"),
              *up = peers_path("h2www/up");
         const char *d = peers_dir();
-        const char *locations = "    location = / { return 200 \"hello\\n\"; }\n"
-                                "    location = /reset { return 444; }\n"
-                                "    location = /busy { add_header Retry-After 1 always; "
-                                "return 503; }\n"
-                                "    location /up/ { dav_methods PUT; create_full_put_path on; "
-                                "client_max_body_size 4m; }\n";
+        const char *locations =
+            "    location = / { return 200 \"hello\\n\"; }\n"
+            "    location = /reset { return 444; }\n"
+            "    location = /meta { add_header X-Reply \"r-$http_x_req\" always; "
+            "return 200 \"m\\n\"; }\n"
+            "    location = /busy { add_header Retry-After 1 always; "
+            "return 503; }\n"
+            "    location /up/ { dav_methods PUT; create_full_put_path on; "
+            "client_max_body_size 4m; }\n";
         FILE *f;
 
         www = peers_path("h2www");
@@ -552,6 +555,30 @@ static void test_validity(void)
         free(r.body);
 }
 
+/* ${file} in the url, metadata req as the request header X-Req, X-Reply back as rep. */
+static void test_metadata(void)
+{
+        const char *value = NULL;
+        size_t len = 0;
+        SsStream *s;
+        Rec r;
+
+        rec_init(&r);
+        s = open_stream("meta", &r);
+        if (!s)
+                return;
+        is_int(ss_stream_set_metadata(s, "file", "meta", 4), 0, "set metadata file");
+        is_int(ss_stream_set_metadata(s, "req", "AbC", 3), 0, "set metadata req");
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_transaction, &r, 10000), "h2 metadata: transaction done (%s)", r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 metadata: ACK from /meta");
+        is_str((char *) r.body, "m\n", "h2 metadata: the url expanded to /meta");
+        is_int(ss_stream_get_metadata(s, "rep", &value, &len), 0, "h2 metadata: rep is set");
+        is_str(value ? value : "", "r-AbC", "h2 metadata: X-Reply came back with X-Req's value");
+        ss_stream_free(s);
+        free(r.body);
+}
+
 static bool done_retried(void *userdata)
 {
         Rec *r = userdata;
@@ -653,6 +680,9 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
                c->ca_pem);
         add_h2(&json, "big", p->h2, "\"http_url\":\"big\"");
         add_h2(&json, "missing", p->h2, "\"http_url\":\"missing\"");
+        add_h2(&json, "meta", p->h2,
+               "\"http_url\":\"${file}\",\"metadata\":[{\"file\":\"\"},"
+               "{\"req\":\"X-Req:\"},{\"rep\":\"X-Reply:\"}]");
         add_h2(&json, "reset", p->h2, "\"http_url\":\"reset\"");
         add_h2(&json, "expect404", p->h2, "\"http_url\":\"missing\",\"http_expect\":404");
         add_h2(&json, "put_len", p->h2, "\"http_method\":\"PUT\",\"http_url\":\"up/len.bin\"");
@@ -702,6 +732,7 @@ int main(void)
         test_get();
         test_upload();
         test_fallback();
+        test_metadata();
         test_flow_control();
         test_validity();
         test_503();
