@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 int persist_state_dir(char **ret)
 {
         const char *e = getenv("STATE_DIRECTORY");
@@ -121,43 +123,14 @@ int persist_write(const char *dir, const char *name, const void *data, size_t si
 
 int persist_read(const char *dir, const char *name, size_t max, char **ret, size_t *ret_size)
 {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        size_t size = 0;
+        _cleanup_free_ char *path = NULL;
+        int r;
 
         if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > max)
-                return -EFBIG;
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf + size, max + 1 - size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-                if (size > max)
-                        return -EFBIG;
-        }
-        buf[size] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
+        r = read_file_bounded(path, O_NOFOLLOW, max, ret, ret_size);
+        /* A directory or socket where the file should be is just as unusable. */
+        return r == -EISDIR ? -EBADFD : r;
 }
 
 int persist_clean(const char *dir, const char *name)

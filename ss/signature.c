@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 struct SignatureKey {
         gnutls_pubkey_t pubkey;
         gnutls_sign_algorithm_t algorithm;
@@ -92,39 +94,16 @@ int signature_key_new(SignatureKey **ret, const void *pem, size_t size)
 
 int signature_key_load(SignatureKey **ret, const char *path)
 {
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0;
+        size_t size;
+        int r;
 
         assert(path);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        if (st.st_size > (off_t) SIGNATURE_KEY_FILE_MAX)
-                return -EFBIG;
-        buf = malloc(SIGNATURE_KEY_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* Read to EOF (the file may have grown since fstat), bounded. */
-        for (;;) {
-                ssize_t n = read(fd, buf + size, SIGNATURE_KEY_FILE_MAX + 1 - size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-                if (size > SIGNATURE_KEY_FILE_MAX)
-                        return -EFBIG;
-        }
+        r = read_file_bounded(path, 0, SIGNATURE_KEY_FILE_MAX, &buf, &size);
+        if (r == -EBADFD)
+                return -EINVAL;
+        if (r < 0)
+                return r;
         return signature_key_new(ret, buf, size);
 }
 
