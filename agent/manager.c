@@ -119,13 +119,15 @@ static const ServerHandlers server_handlers = {
 /*
  * After a suspend, idle kept-alive connections are most likely dead (the peer
  * or a NAT timed them out while we slept): close them rather than find out on
- * the next request. Live streams check themselves through their validity pings.
+ * the next request; live streams with validity checks ping now.
  */
 static void on_resume(void *userdata)
 {
         Manager *m = userdata;
+        unsigned n = ss_context_check_connections(m->ss);
 
-        ss_context_drop_idle_connections(m->ss);
+        if (n > 0)
+                log_debug("resume: %u live streams asked for a sign of life", n);
 }
 
 int manager_new(Manager **ret, const ManagerOptions *options)

@@ -938,6 +938,34 @@ static void on_validity_timer(Timer *t, void *userdata)
         stream_dispatch(s, stream_drop(s, true, 0));
 }
 
+unsigned ss_context_check_connections(SsContext *c)
+{
+        unsigned n = 0;
+
+        assert(c);
+        ss_context_drop_idle_connections(c);
+        for (SsStream *s = c->streams; s; s = s->next) {
+                const PolicyRetry *retry = s->retry;
+                uint64_t bound;
+
+                if (!retry || retry->valid_ping_s == 0 || !s->proto->validity_ping ||
+                    !s->transport || s->phase != SS_PHASE_CONNECTED)
+                        continue;
+                /* The ping timer's callback sends it, from the loop: never from here. */
+                (void) scheduler_schedule_in(c->scheduler, &s->ping_timer, ss_stream_timer_list(s),
+                                             0);
+                if (retry->valid_hangup_s > 0) {
+                        bound = retry->valid_hangup_s > retry->valid_ping_s
+                                    ? retry->valid_hangup_s - retry->valid_ping_s
+                                    : 1;
+                        (void) scheduler_schedule_in(c->scheduler, &s->validity_timer,
+                                                     ss_stream_timer_list(s), bound * USEC_PER_SEC);
+                }
+                n++;
+        }
+        return n;
+}
+
 static void on_ping_timer(Timer *t, void *userdata)
 {
         SsStream *s = userdata;

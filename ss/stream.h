@@ -228,6 +228,13 @@ void ss_context_set_connection_pool(SsContext *c, unsigned per_server, unsigned 
 size_t ss_context_n_idle_connections(SsContext *c);
 /* Closes every idle connection (after a network change or a resume, say). */
 void ss_context_drop_idle_connections(SsContext *c);
+/*
+ * After a resume or a network change: close idle kept-alive connections and
+ * make every connected stream that has validity checks (svalidping) ping now,
+ * expecting an answer within svalidhup - svalidping seconds (at least 1 s).
+ * Returns the number of streams asked to ping.
+ */
+unsigned ss_context_check_connections(SsContext *c);
 
 /*
  * Illegal transitions: each is counted. With a hook, the hook is called instead

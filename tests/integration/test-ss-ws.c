@@ -554,6 +554,41 @@ static void test_reconnect(Server *srv, const char *const *args, uint16_t port)
         rec_init(&o);
 }
 
+/*
+ * What the agent does on resume: ss_context_check_connections() makes a
+ * connected stream ping at once (not after svalidping, 60 s here) and expect
+ * the answer within svalidhup - svalidping (3 s); the silent server never
+ * answers, so the stream hangs up about 3 s later.
+ */
+static void test_check_connections(const Server *srv)
+{
+        Rec r = {};
+        SsStream *s;
+        unsigned pings, asked;
+        uint64_t t0, lived;
+
+        rec_init(&r);
+        s = open_stream("silent_check", &r);
+        if (!s)
+                return;
+        (void) ss_stream_client_connect(s);
+        ok(run_until(done_connected, &r, 10000), "check: CONNECTED");
+        run_for(300);
+        pings = log_count(srv, "ping");
+        t0 = peers_now_usec();
+        asked = ss_context_check_connections(ctx);
+        cmp_int(asked, >=, 1, "check_connections asks the connected stream for a ping");
+        run_for(500);
+        cmp_int(log_count(srv, "ping"), >, pings,
+                "the PING goes out at once, not after svalidping (60 s)");
+        ok(run_until(done_disconnected, &r, 10000), "unanswered: hung up (%s)", r.states);
+        lived = (r.when[SS_STATE_DISCONNECTED] - t0) / 1000;
+        ok(lived >= 2500 && lived < 4500, "within svalidhup - svalidping (3 s): %llu ms",
+           (unsigned long long) lived);
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static char *policy_json(const uint16_t *p, const PeerCerts *c)
@@ -566,7 +601,9 @@ static char *policy_json(const uint16_t *p, const PeerCerts *c)
                      "\"jitterpc\":0}},"
                      "{\"none\":{\"backoff\":[100],\"conceal\":0}},"
                      "{\"valid\":{\"backoff\":[100],\"conceal\":0,\"svalidping\":1,"
-                     "\"svalidhup\":3}}],"
+                     "\"svalidhup\":3}},"
+                     "{\"slowvalid\":{\"backoff\":[100],\"conceal\":0,\"svalidping\":60,"
+                     "\"svalidhup\":63}}],"
                      "\"certs\":[{\"ca\":\"file:%s\"}],"
                      "\"trust_stores\":[{\"name\":\"ts\",\"stack\":[\"ca\"]}],"
                      "\"s\":["
@@ -584,6 +621,8 @@ static char *policy_json(const uint16_t *p, const PeerCerts *c)
                      "{\"fragments\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"none\"}},"
                      "{\"close\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"none\"}},"
                      "{\"silent\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"valid\"}},"
+                     "{\"silent_check\":{\"endpoint\":\"ws://127.0.0.1:%u\","
+                     "\"retry\":\"slowvalid\"}},"
                      "{\"interleave\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"none\"}},"
                      "{\"masked\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"none\"}},"
                      "{\"badutf8\":{\"endpoint\":\"ws://127.0.0.1:%u\",\"retry\":\"none\"}},"
@@ -593,8 +632,8 @@ static char *policy_json(const uint16_t *p, const PeerCerts *c)
                      "{\"restart_idle\":{\"endpoint\":\"ws://127.0.0.1:%u\","
                      "\"ws_subprotocol\":\"chat.v1\",\"retry\":\"fast\"}}"
                      "]}",
-                     c->ca_pem, p[0], p[0], p[1], p[0], p[0], p[2], p[3], p[4], p[5], p[6], p[7],
-                     p[8], p[8]) < 0)
+                     c->ca_pem, p[0], p[0], p[1], p[0], p[0], p[2], p[3], p[4], p[4], p[5], p[6],
+                     p[7], p[8], p[8]) < 0)
                 return NULL;
         return json;
 }
@@ -665,6 +704,7 @@ int main(void)
         test_close_code();
         test_bad_frames();
         test_validity(&servers[0]);
+        test_check_connections(&servers[0]);
         test_reconnect(&servers[2], restart_args, p[8]);
 
         ctx = ss_context_free(ctx);
