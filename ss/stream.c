@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "stream-internal.h"
 
 /* ---- states ---------------------------------------------------------------------------- */
@@ -279,39 +280,10 @@ void ss_context_set_random(SsContext *c, uint32_t (*random)(void *userdata), voi
 
 static int read_cert_file(const char *path, uint8_t **ret, size_t *ret_size)
 {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t size = 0;
-        struct stat st;
+        int r = read_file_bounded(path, 0, CERT_FILE_MAX, (char **) ret, ret_size);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((uint64_t) st.st_size > CERT_FILE_MAX)
-                return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (size < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + size, (size_t) st.st_size - size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
+        /* Anything but a regular file is not a certificate. */
+        return r == -EISDIR || r == -EBADFD ? -EINVAL : r;
 }
 
 static int tls_entry_create(SsContext *c, const char *name, TlsContext **ret)
