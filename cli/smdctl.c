@@ -146,6 +146,27 @@ static int open_bus(smd_bus **ret, uint32_t classes)
         return 0;
 }
 
+/*
+ * Process the bus until done(userdata) says so or the CLOCK_MONOTONIC
+ * deadline (UINT64_MAX: none) passes. Returns 0 either way, or -errno when the
+ * bus failed; the caller tells the two outcomes apart with done().
+ */
+static int bus_run_until(smd_bus *bus, bool (*done)(void *userdata), void *userdata,
+                         uint64_t deadline)
+{
+        while (!done(userdata)) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                int r;
+
+                if (now >= deadline)
+                        return 0;
+                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* monitor */
 
 typedef struct MonitorState {
@@ -189,6 +210,18 @@ static void print_message(const smd_message *m)
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
+}
+
+static bool monitor_done(void *userdata)
+{
+        const MonitorState *s = userdata;
+
+        return s->count && s->seen >= s->count;
+}
+
+static bool flag_is_set(void *userdata)
+{
+        return *(const bool *) userdata;
 }
 
 static void on_monitor_message(smd_bus *bus, const smd_message *m, void *userdata)
@@ -255,18 +288,10 @@ static int cmd_monitor(int argc, char **argv)
         smd_bus_set_message_handler(bus, on_monitor_message, &s);
         smd_bus_set_link_handler(bus, on_monitor_link, &s);
         deadline = timeout == UINT64_MAX ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout;
-        while (!s.count || s.seen < s.count) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-                if (now >= deadline)
-                        break;
-                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
-                if (r < 0) {
-                        smd_bus_close(bus);
-                        return fail("monitor failed: %s", strerror(-r));
-                }
-        }
+        r = bus_run_until(bus, monitor_done, &s, deadline);
         smd_bus_close(bus);
+        if (r < 0)
+                return fail("monitor failed: %s", strerror(-r));
         if (s.count && s.seen < s.count)
                 return fail("timed out after %" PRIu64 " of %" PRIu64 " messages", s.seen, s.count);
         return 0;
@@ -563,18 +588,10 @@ static int cmd_wait(int argc, char **argv)
                 (void) usleep(100 * 1000);
         }
         smd_bus_set_message_handler(bus, on_wait_message, &w);
-        while (!w.done) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-                if (now >= deadline)
-                        break;
-                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
-                if (r < 0) {
-                        smd_bus_close(bus);
-                        return fail("wait failed: %s", strerror(-r));
-                }
-        }
+        r = bus_run_until(bus, flag_is_set, &w.done, deadline);
         smd_bus_close(bus);
+        if (r < 0)
+                return fail("wait failed: %s", strerror(-r));
         if (!w.done) {
                 if (w.online)
                         return fail("timed out waiting for connectivity");
@@ -781,18 +798,10 @@ static int policy_fetch(int argc, char **argv)
         }
         json_object_put(o);
         deadline = timeout == 0 ? UINT64_MAX : now_usec(CLOCK_MONOTONIC) + timeout;
-        while (!w.done) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-                if (now >= deadline)
-                        break;
-                r = smd_bus_wait(bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
-                if (r < 0) {
-                        smd_bus_close(bus);
-                        return fail("policy fetch: lost the agent: %s", strerror(-r));
-                }
-        }
+        r = bus_run_until(bus, flag_is_set, &w.done, deadline);
         smd_bus_close(bus);
+        if (r < 0)
+                return fail("policy fetch: lost the agent: %s", strerror(-r));
         if (!w.done)
                 return fail("policy fetch: no outcome within the timeout");
         if (arg_json) {
