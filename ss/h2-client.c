@@ -649,6 +649,20 @@ static void h2_close(SsStream *s)
                 (void) s->context->ops->transport_write(s->transport, data, (size_t) k);
 }
 
+static int64_t h2_tx_credit(SsStream *s)
+{
+        H2Client *h = s->h2;
+        int32_t stream, connection;
+
+        if (!h || h->fallback || !h->session || h->stream_id < 0)
+                return -1;
+        stream = nghttp2_session_get_stream_remote_window_size(h->session, h->stream_id);
+        connection = nghttp2_session_get_remote_window_size(h->session);
+        if (stream < 0 || connection < 0)
+                return -1;
+        return MIN(stream, connection);
+}
+
 static int h2_connection_new(SsStream *s, const char *host)
 {
         return h2_client_new(&s->h2, s, host);
@@ -674,4 +688,5 @@ const SsProtocolOps ss_protocol_h2 = {
     .validity_ping = h2_validity_ping,
     .close = h2_close,
     .resume_rx = h2_resume_rx,
+    .tx_credit = h2_tx_credit,
 };

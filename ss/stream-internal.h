@@ -119,6 +119,12 @@ typedef struct SsProtocolOps {
          * May be NULL.
          */
         void (*resume_rx)(SsStream *s);
+        /*
+         * Bytes the peer lets us send on this stream now (h2: the smaller of
+         * the stream's and the connection's send window), -1 when unknown.
+         * May be NULL: the protocol has no such notion.
+         */
+        int64_t (*tx_credit)(SsStream *s);
 } SsProtocolOps;
 
 extern const SsProtocolOps ss_protocol_h1;

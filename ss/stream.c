@@ -1285,6 +1285,14 @@ void ss_stream_pause_rx(SsStream *s, bool pause)
                 s->proto->resume_rx(s);
 }
 
+int64_t ss_stream_tx_credit(SsStream *s)
+{
+        assert(s);
+        if (s->freeing || !s->proto || !s->proto->tx_credit)
+                return -1;
+        return s->proto->tx_credit(s);
+}
+
 SsContext *ss_stream_get_context(SsStream *s)
 {
         return s->context;

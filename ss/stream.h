@@ -311,6 +311,14 @@ void ss_stream_cancel_timeout(SsStream *s);
  */
 void ss_stream_pause_rx(SsStream *s, bool pause);
 
+/*
+ * Send credit: the bytes the peer lets this stream send now without waiting
+ * (h2: the smaller of the stream's and the connection's flow-control
+ * window), for passing backpressure on (the SS proxy's TXCR_UPDATE). -1 when
+ * the protocol has no such notion or the stream has no connection.
+ */
+int64_t ss_stream_tx_credit(SsStream *s);
+
 /* Replaces the callbacks; NULL keeps the current one. */
 void ss_stream_change_handlers(SsStream *s, SsRxCallback rx, SsTxCallback tx,
                                SsStateCallback state);
