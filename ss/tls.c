@@ -17,7 +17,23 @@
 struct TlsContext {
         unsigned n_ref;
         gnutls_certificate_credentials_t credentials;
+        gnutls_priority_t priority;
 };
+
+/*
+ * The system's default priorities (and /etc/gnutls/config), reordered where
+ * GnuTLS's own order costs more than it buys; the algorithms offered stay the
+ * same. Key exchange: X25519 first (GnuTLS puts SECP256R1 first, and a full
+ * handshake then costs two P-256 scalar multiplications in nettle: about 0.7
+ * ms of CPU against 0.3). Ciphers: AES-128-GCM first, as browsers order them
+ * (GnuTLS and OpenSSL put AES-256-GCM first); with AES-NI it is about a third
+ * cheaper per byte on both ends. Parsed once per context, not per connection.
+ */
+#define PRIORITY_ORDER                                                                            \
+        "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:"            \
+        "+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:"        \
+        "+GROUP-FFDHE8192:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-CCM:" \
+        "+AES-256-CCM:+AES-128-CBC:+AES-256-CBC"
 
 static unsigned live_count;
 static TlsContext *system_context;
@@ -112,6 +128,11 @@ static int context_new(TlsContext **ret, const TlsCertificate *certs, size_t n_c
                 r = gnutls_certificate_set_x509_system_trust(c->credentials);
                 r = r < 0 ? tls_error_to_errno(r, 0) : 0;
         }
+        if (r >= 0) {
+                r = gnutls_priority_init2(&c->priority, PRIORITY_ORDER, NULL,
+                                          GNUTLS_PRIORITY_INIT_DEF_APPEND);
+                r = r < 0 ? tls_error_to_errno(r, 0) : 0;
+        }
         if (r < 0) {
                 gnutls_certificate_free_credentials(c->credentials);
                 free(c);
@@ -168,6 +189,7 @@ TlsContext *tls_context_unref(TlsContext *c)
         if (c == system_context)
                 system_context = NULL;
         gnutls_certificate_free_credentials(c->credentials);
+        gnutls_priority_deinit(c->priority);
         assert(live_count > 0);
         live_count--;
         return mfree(c);
@@ -182,4 +204,10 @@ gnutls_certificate_credentials_t tls_context_get_credentials(TlsContext *c)
 {
         assert(c);
         return c->credentials;
+}
+
+gnutls_priority_t tls_context_get_priority(TlsContext *c)
+{
+        assert(c);
+        return c->priority;
 }

@@ -39,6 +39,7 @@ unsigned resolver_query_count(Resolver *r);
 /* A new reference to the shared context of the system trust store. */
 int tls_context_get_system(TlsContext **ret);
 gnutls_certificate_credentials_t tls_context_get_credentials(TlsContext *c);
+gnutls_priority_t tls_context_get_priority(TlsContext *c);
 
 /*
  * The only mapping of GNUTLS_E_* to -errno. sys_errno is errno as it was after

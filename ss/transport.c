@@ -367,7 +367,7 @@ static int tls_session_setup(Transport *t)
                 t->session = NULL;
                 return r;
         }
-        r = gnutls_set_default_priority(t->session);
+        r = gnutls_priority_set(t->session, tls_context_get_priority(t->tls_context));
         if (r < 0)
                 return r;
         r = gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE,
