@@ -26,6 +26,7 @@
 
 #include "http1-request.h"
 #include "stream-internal.h"
+#include "ws-server.h"
 
 #define SERVER_READ_BUF          16384u
 #define SERVER_ACCEPT_BURST      64u
@@ -38,6 +39,7 @@ typedef enum ConnPhase {
         CONN_HANDSHAKE, /* TLS handshake */
         CONN_ACTIVE,
         CONN_LINGER, /* an error response was sent: input dropped until EOF or the timer */
+        CONN_WS,     /* upgraded: ws-server.c owns the socket */
 } ConnPhase;
 
 struct SsServer {
@@ -78,7 +80,9 @@ struct SsServerConn {
         bool req_started, req_headers_done, req_complete, txn_delivered;
         bool head, keep_alive, body_som_sent;
         uint64_t body_received;
-        uint32_t filled; /* metadata entries filled from the request (bit per entry) */
+        uint32_t filled;        /* metadata entries filled from the request (bit per entry) */
+        WsServerRequest ws_req; /* what the request says about a WebSocket upgrade */
+        WsServerConn *ws;       /* after the upgrade */
 
         /* Its response. */
         bool answered;
@@ -134,6 +138,8 @@ static const char *status_reason(unsigned status)
                 return "Content Too Large";
         case 414:
                 return "URI Too Long";
+        case 426:
+                return "Upgrade Required";
         case 431:
                 return "Request Header Fields Too Large";
         case 500:
@@ -437,6 +443,8 @@ static int conn_start_response(SsServerConn *conn)
         else if (conn->has_len && conn->status >= 200 && conn->status != 204 && conn->status != 304)
                 n += (size_t) snprintf(h + n, cap - n, "Content-Length: %llu\r\n",
                                        (unsigned long long) conn->len);
+        if (conn->status == 426) /* a WebSocket version we do not speak (ws-server.c) */
+                n += (size_t) snprintf(h + n, cap - n, "Sec-WebSocket-Version: 13\r\n");
         if (conn->closing)
                 n += (size_t) snprintf(h + n, cap - n, "Connection: close\r\n");
         n += (size_t) snprintf(h + n, cap - n, "\r\n");
@@ -579,6 +587,42 @@ static SsResult conn_pump(SsServerConn *conn)
         }
 }
 
+/*
+ * A WebSocket upgrade request (ws-server.c): refused with its status, or the
+ * connection (socket, TLS session, input read past the request) is handed
+ * over and this one only keeps its place in the server's list.
+ */
+static SsResult conn_upgrade(SsServerConn *conn)
+{
+        uint64_t cl = http1_request_get_content_length(conn->parser);
+        bool has_body = (cl != UINT64_MAX && cl > 0) || http1_request_is_chunked(conn->parser);
+        unsigned status = ws_server_request_check(
+            &conn->ws_req, conn->stream->state == SS_STATE_CONNECTED, has_body);
+        int r;
+
+        if (status != 0) {
+                conn->req_headers_done = true;
+                return conn_fail_request(conn, status) ? conn_pump(conn) : SS_DISCONNECT_ME;
+        }
+        conn->phase = CONN_WS;
+        conn->io = sd_event_source_disable_unref(conn->io);
+        conn->timer = sd_event_source_disable_unref(conn->timer);
+        conn->defer = sd_event_source_disable_unref(conn->defer);
+        r = ws_server_conn_new(&conn->ws, conn->stream, conn->fd, conn->tls, &conn->ws_req,
+                               conn->in + conn->in_off, conn->in_len - conn->in_off,
+                               conn->server->idle_usec);
+        conn->fd = -EBADF;
+        conn->tls = NULL;
+        conn->in = mfree(conn->in);
+        conn->in_off = conn->in_len = 0;
+        conn->parser = http1_request_free(conn->parser);
+        conn->out = mfree(conn->out);
+        conn->out_off = conn->out_len = conn->out_cap = 0;
+        if (r < 0)
+                return SS_DESTROY_ME;
+        return ws_server_conn_start(conn->ws);
+}
+
 static SsResult conn_on_event(SsServerConn *conn, const Http1RequestEvent *ev)
 {
         SsStream *s = conn->stream;
@@ -588,12 +632,17 @@ static SsResult conn_on_event(SsServerConn *conn, const Http1RequestEvent *ev)
         case HTTP1_REQUEST_EVENT_REQUEST:
                 if (conn_on_target(conn, ev->method, ev->target) < 0)
                         return SS_DISCONNECT_ME;
+                ws_server_request_init(&conn->ws_req, ev->method, ev->version_minor);
                 conn->head = http1_request_is_head(conn->parser);
                 return SS_OK;
         case HTTP1_REQUEST_EVENT_HEADER:
                 conn_fill_metadata(conn, ev->name, ev->name_len, ev->value, ev->value_len, true);
+                ws_server_request_header(&conn->ws_req, s->st, ev->name, ev->name_len, ev->value,
+                                         ev->value_len);
                 return SS_OK;
         case HTTP1_REQUEST_EVENT_HEADERS_COMPLETE:
+                if (conn->ws_req.upgrade && ws_server_is_enabled(s->st))
+                        return conn_upgrade(conn);
                 conn->req_headers_done = true;
                 conn->keep_alive = http1_request_is_keep_alive(conn->parser);
                 conn_arm_timer(conn, conn->server->idle_usec);
@@ -780,6 +829,8 @@ static SsResult conn_run(SsServerConn *conn, bool writable)
                         r = conn_linger_read(conn);
                 return r;
         }
+        case CONN_WS:
+                return SS_OK;
         case CONN_ACTIVE:
                 if (writable && !conn->req_complete) {
                         SsResult r = conn_pump(conn);
@@ -854,6 +905,7 @@ static void conn_free(SsServerConn *conn)
         if (!conn)
                 return;
         conn_unlink(conn);
+        ws_server_conn_free(conn->ws);
         sd_event_source_disable_unref(conn->io);
         sd_event_source_disable_unref(conn->timer);
         sd_event_source_disable_unref(conn->defer);
@@ -1232,6 +1284,8 @@ int ss_server_request_tx(SsStream *s)
 
         if (!conn)
                 return s->server ? -EINVAL : -ESTALE;
+        if (conn->ws)
+                return ws_server_request_tx(conn->ws);
         if (!conn->resp_started) {
                 conn->has_len = s->has_tx_len;
                 conn->len = s->tx_len;

@@ -8,7 +8,7 @@ libnl-3-dev libnl-route-3-dev libjson-c-dev libnghttp2-dev"
 SMD_TEST_PACKAGES="clang clang-format valgrind gnutls-bin nginx mosquitto mosquitto-clients
 libmosquitto-dev dbus python3-dbusmock python3-websockets curl nghttp2-client man-db
 groff-base systemd util-linux iproute2 procps bash-completion nftables openssl
-python3 wrk"
+python3 wrk chromium"
 
 smd_missing_packages() {
     local p missing=""

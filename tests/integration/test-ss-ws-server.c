@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * WebSocket upgrades on server streamtypes (issue 11) against python3-websockets
+ * clients (test-ss-ws-server.py): an echo application that swaps its handlers
+ * at SERVER_UPGRADE; text echoed byte-exact (short, empty, non-ASCII, 1 MiB
+ * sent back in frames, a message the client fragmented), a PING answered,
+ * close codes both ways (the client's 4001 echoed and delivered as the ack
+ * of DISCONNECTED, SS_DISCONNECT_ME giving 1000), binary with ws_binary, the
+ * same over TLS; refused handshakes (426 with the version, 400); 100 clients
+ * each receiving a counter pushed with ss_stream_server_foreach(); bad frames
+ * (unmasked, not UTF-8, too big, unknown opcode) closing only their
+ * connection with 1002/1007/1009 while another client keeps its echo; and a
+ * plain HTTP request on the same port still served.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "stream.h"
+#include "tap.h"
+
+#define ECHO_MAX (2u * 1024 * 1024)
+
+static sd_event *event;
+static SsContext *ctx;
+static PeerCerts certs;
+static const char *script;
+static SsStream *push_server;
+
+/* What the application keeps per upgraded connection. */
+typedef struct Conn {
+        SsStream *s;
+        uint8_t *buf;
+        size_t len, sent;
+        bool in_message;
+} Conn;
+
+static Conn conns[300];
+static unsigned upgrades, flag_errors, http_requests, max_push_conns;
+static uint32_t acks[1024];
+static size_t n_acks;
+static unsigned counter;
+
+static Conn *conn_get(SsStream *s, bool create)
+{
+        Conn *free_slot = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++) {
+                if (conns[i].s == s)
+                        return &conns[i];
+                if (!conns[i].s && !free_slot)
+                        free_slot = &conns[i];
+        }
+        if (!create || !free_slot)
+                return NULL;
+        *free_slot = (Conn){.s = s};
+        return free_slot;
+}
+
+static void conn_drop(SsStream *s)
+{
+        Conn *c = conn_get(s, false);
+
+        if (c) {
+                free(c->buf);
+                *c = (Conn){};
+        }
+}
+
+/* ---- the echo application ----------------------------------------------------------------- */
+
+static SsResult echo_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
+{
+        Conn *c = conn_get(s, false);
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        /* SOM exactly at the start of each message. */
+        if (!!(flags & SS_FLAG_SOM) == c->in_message)
+                flag_errors++;
+        if (flags & SS_FLAG_SOM) {
+                c->len = c->sent = 0;
+                c->in_message = true;
+        }
+        if (c->len + len > ECHO_MAX)
+                return SS_DISCONNECT_ME;
+        if (!c->buf && !(c->buf = malloc(ECHO_MAX)))
+                return SS_DISCONNECT_ME;
+        memcpy(c->buf + c->len, buf, len);
+        c->len += len;
+        if (flags & SS_FLAG_EOM) {
+                c->in_message = false;
+                if (c->len == 8 && memcmp(c->buf, "close-me", 8) == 0)
+                        return SS_DISCONNECT_ME;
+                (void) ss_stream_request_tx(s);
+        }
+        return SS_OK;
+}
+
+static SsResult echo_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        Conn *c = conn_get(s, false);
+        size_t n;
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        n = c->len - c->sent < *len ? c->len - c->sent : *len;
+        if (n)
+                memcpy(buf, c->buf + c->sent, n);
+        c->sent += n;
+        *len = n;
+        if (c->sent == c->len)
+                *flags = SS_FLAG_EOM;
+        return SS_OK;
+}
+
+static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        (void) userdata;
+        switch (state) {
+        case SS_STATE_SERVER_UPGRADE:
+                upgrades++;
+                if (!conn_get(s, true))
+                        return SS_DISCONNECT_ME;
+                ss_stream_change_handlers(s, echo_rx, echo_tx, NULL);
+                return SS_OK;
+        case SS_STATE_SERVER_TXN:
+                /* Plain HTTP on the same port: a short answer. */
+                http_requests++;
+                (void) ss_stream_server_ack(s, 0);
+                (void) ss_stream_request_tx_len(s, 0);
+                return SS_OK;
+        case SS_STATE_DISCONNECTED:
+                if (conn_get(s, false) && n_acks < ELEMENTSOF(acks))
+                        acks[n_acks++] = ack;
+                return SS_OK;
+        case SS_STATE_DESTROYING:
+                conn_drop(s);
+                return SS_OK;
+        default:
+                return SS_OK;
+        }
+}
+
+static SsResult http_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        (void) s;
+        (void) userdata;
+        (void) buf;
+        *len = 0;
+        *flags = SS_FLAG_EOM;
+        return SS_OK;
+}
+
+/* ---- the counter pushed to every client --------------------------------------------------- */
+
+static SsResult push_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        (void) s;
+        (void) userdata;
+        (void) ack;
+        if (state == SS_STATE_SERVER_UPGRADE) {
+                int n = ss_stream_server_n_connections(push_server);
+
+                if (n > 0 && (unsigned) n > max_push_conns)
+                        max_push_conns = (unsigned) n;
+        }
+        return SS_OK;
+}
+
+static SsResult push_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        (void) s;
+        (void) userdata;
+        *len = (size_t) snprintf((char *) buf, *len, "%u", counter);
+        *flags = SS_FLAG_SOM | SS_FLAG_EOM;
+        return SS_OK;
+}
+
+static int push_one(SsStream *s, void *userdata)
+{
+        (void) userdata;
+        if (ss_stream_get_state(s) == SS_STATE_SERVER_UPGRADE)
+                (void) ss_stream_request_tx(s);
+        return 0;
+}
+
+static int on_push_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        (void) userdata;
+        counter++;
+        (void) ss_stream_server_foreach(push_server, push_one, NULL);
+        (void) sd_event_source_set_time(source, usec + 200000);
+        return 0;
+}
+
+/* ---- clients ------------------------------------------------------------------------------ */
+
+/* Runs argv in a child while the loop serves; its exit status or -1. */
+static int run_client(const char *const *argv, unsigned timeout_sec)
+{
+        uint64_t deadline = peers_now_usec() + timeout_sec * 1000000ULL;
+        pid_t pid;
+        int status;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                execv(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                if (peers_now_usec() > deadline) {
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, &status, 0);
+                        return -1;
+                }
+                (void) sd_event_run(event, 10000);
+        }
+}
+
+static int client(const char *kase, uint16_t port, const char *ca)
+{
+        char p[16];
+        const char *argv[] = {"/usr/bin/python3", script, kase, p, ca, NULL};
+
+        snprintf(p, sizeof(p), "%u", (unsigned) port);
+        return run_client(argv, 90);
+}
+
+/* Serves until an upgraded connection ended with ack (from index from on), or 10 s. */
+static bool wait_ack(size_t from, uint32_t ack)
+{
+        uint64_t deadline = peers_now_usec() + 10000000ULL;
+
+        for (;;) {
+                for (size_t i = from; i < n_acks; i++)
+                        if (acks[i] == ack)
+                                return true;
+                if (peers_now_usec() > deadline)
+                        return false;
+                (void) sd_event_run(event, 10000);
+        }
+}
+
+static void diag_acks(size_t from)
+{
+        for (size_t i = from; i < n_acks; i++)
+                tap_diag("DISCONNECTED ack %u", (unsigned) acks[i]);
+}
+
+/* A plain HTTP request on the ws port, with curl: its status, or -1. */
+static int curl_plain(uint16_t port)
+{
+        char url[64], *out = peers_path("curl.out"), *head = peers_path("curl.head"), *text;
+        const char *argv[] = {"/usr/bin/curl", "-s", "-o", out, "-D", head,
+                              "--max-time",    "20", url,  NULL};
+        int status = -1;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/page", (unsigned) port);
+        if (run_client(argv, 30) == 0 && (text = peers_read_file(head, NULL))) {
+                if (strncmp(text, "HTTP/1.1 ", 9) == 0)
+                        status = atoi(text + 9);
+                free(text);
+        }
+        free(out);
+        free(head);
+        return status;
+}
+
+static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t push)
+{
+        char *json = NULL;
+
+        if (asprintf(&json,
+                     "{\"release\":\"1\",\"product\":\"wsserver\",\"schema-version\":1,"
+                     "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"}],"
+                     "\"s\":["
+                     "{\"wsecho\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"ws_subprotocol\":\"chat.v2, echo.v1\",\"metadata\":[{\"path\":\"\"}]}},"
+                     "{\"wsechotls\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"tls\":true,\"server_cert\":\"scert\",\"server_key\":\"skey\","
+                     "\"ws_subprotocol\":\"echo.v1\"}},"
+                     "{\"wsbin\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true}},"
+                     "{\"wspush\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"ws_subprotocol\":\"counter\"}}"
+                     "]}",
+                     certs.server_pem, certs.server_key, (unsigned) echo, (unsigned) tls,
+                     (unsigned) bin, (unsigned) push) < 0)
+                return NULL;
+        return json;
+}
+
+static uint16_t other_port(const uint16_t *used, size_t n)
+{
+        for (;;) {
+                uint16_t p = peers_free_port();
+                bool clash = false;
+
+                for (size_t i = 0; i < n; i++)
+                        clash |= used[i] == p;
+                if (!clash)
+                        return p;
+        }
+}
+
+int main(void)
+{
+        SsStreamHandlers handlers = {.tx = http_tx, .state = on_state};
+        SsStreamHandlers push_handlers = {.tx = push_tx, .state = push_state};
+        SsStream *echo = NULL, *tls = NULL, *bin = NULL;
+        sd_event_source *timer = NULL;
+        PolicyErrors errors = {};
+        Policy *policy;
+        uint16_t port[4];
+        char *json;
+        size_t from;
+
+        peers_init(240);
+        script = getenv("WS_CLIENT");
+        if (!script || access("/usr/bin/python3", X_OK) < 0)
+                tap_skip_all("no /usr/bin/python3 or WS_CLIENT");
+        {
+                const char *argv[] = {"/usr/bin/python3", "-c", "import websockets", NULL};
+
+                if (peers_run(argv) != 0)
+                        tap_skip_all("python3-websockets is not installed");
+        }
+        if (!peers_have("curl"))
+                tap_skip_all("curl is not installed");
+        peer_certs_make(&certs);
+        for (size_t i = 0; i < ELEMENTSOF(port); i++)
+                port[i] = other_port(port, i);
+
+        json = policy_json(port[0], port[1], port[2], port[3]);
+        policy = policy_new();
+        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
+        for (size_t i = 0; i < errors.n_messages; i++)
+                tap_diag("%s", errors.messages[i]);
+        policy_errors_clear(&errors);
+        free(json);
+        is_int(sd_event_new(&event), 0, "event loop");
+        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        policy_unref(policy);
+
+        is_int(ss_stream_new(&echo, ctx, "wsecho", &handlers, NULL), 0, "ws server listens");
+        is_int(ss_stream_new(&tls, ctx, "wsechotls", &handlers, NULL), 0, "wss server listens");
+        is_int(ss_stream_new(&bin, ctx, "wsbin", &handlers, NULL), 0, "binary ws server listens");
+        is_int(ss_stream_new(&push_server, ctx, "wspush", &push_handlers, NULL), 0,
+               "push server listens");
+        if (!echo || !tls || !bin || !push_server)
+                return peers_done();
+
+        from = n_acks;
+        is_int(client("echo", port[0], NULL), 0,
+               "text echo: short, empty, non-ASCII, 1 MiB, fragmented; PING; close 4001");
+        ok(wait_ack(from, 4001), "the client's close code 4001 is the ack of DISCONNECTED");
+        cmp_int(upgrades, >=, 1, "SERVER_UPGRADE delivered");
+        is_int(flag_errors, 0, "every message arrived SOM first, EOM last");
+
+        from = n_acks;
+        is_int(client("echo", port[1], certs.ca_pem), 0, "the same over TLS (wss)");
+        ok(wait_ack(from, 4001), "wss: close code 4001 delivered");
+
+        is_int(client("binary", port[2], NULL), 0, "binary echo with ws_binary, fragmented too");
+
+        from = n_acks;
+        is_int(client("servclose", port[0], NULL), 0, "SS_DISCONNECT_ME from rx closes with 1000");
+        ok(wait_ack(from, 1000), "DISCONNECTED with 1000");
+
+        is_int(client("version", port[0], NULL), 0,
+               "version 8 refused: 426, Sec-WebSocket-Version: 13");
+        is_int(client("noproto", port[0], NULL), 0, "no subprotocol offered: 400");
+        is_int(client("badkey", port[0], NULL), 0, "a bad key: 400");
+
+        {
+                static const struct {
+                        const char *name;
+                        uint32_t code;
+                } bad[] = {
+                    {"unmasked", 1002}, {"badutf8", 1007}, {"toobig", 1009}, {"badopcode", 1002}};
+
+                for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                        from = n_acks;
+                        is_int(client(bad[i].name, port[0], NULL), 0,
+                               "%s: CLOSE %u to that client only, the other still echoes",
+                               bad[i].name, (unsigned) bad[i].code);
+                        if (!ok(wait_ack(from, bad[i].code), "%s: DISCONNECTED with %u",
+                                bad[i].name, (unsigned) bad[i].code))
+                                diag_acks(from);
+                }
+        }
+
+        http_requests = 0;
+        is_int(curl_plain(port[0]), 200, "plain HTTP on the ws port is served");
+        is_int(http_requests, 1, "as a SERVER_TXN");
+
+        is_int(sd_event_add_time_relative(event, &timer, CLOCK_MONOTONIC, 200000, 0, on_push_timer,
+                                          NULL),
+               0, "push timer");
+        (void) sd_event_source_set_enabled(timer, SD_EVENT_ON);
+        is_int(client("many", port[3], NULL), 0,
+               "100 clients each see three increasing counter values");
+        cmp_int(max_push_conns, >=, 100, "100 connections at once on the push server");
+        timer = sd_event_source_disable_unref(timer);
+
+        /* Everything closes: the connections go with their server streams. */
+        echo = ss_stream_free(echo);
+        tls = ss_stream_free(tls);
+        bin = ss_stream_free(bin);
+        push_server = ss_stream_free(push_server);
+        is_int(ss_context_n_streams(ctx), 0, "no stream left");
+        ctx = ss_context_free(ctx);
+        event = sd_event_unref(event);
+        peer_certs_free(&certs);
+        return peers_done();
+}

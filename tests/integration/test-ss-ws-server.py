@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+# WebSocket clients for tests/integration/test-ss-ws-server.c, on 127.0.0.1 only.
+#
+#   test-ss-ws-server.py CASE PORT [CA_PEM]
+#
+# Cases with python3-websockets (a real, independent client):
+#   echo       text messages echoed byte-exact: short, empty, non-ASCII, 1 MiB
+#              (it comes back in 16 KiB frames), one sent fragmented; a PING
+#              answered; then the client closes with 4001 "bye" and must get
+#              4001 back (with CA_PEM: over TLS)
+#   binary     binary messages echoed as binary, one fragmented with an empty
+#              fragment
+#   servclose  "close-me" makes the application disconnect: close code 1000
+#   many       100 clients each see three increasing counter values pushed
+# Cases with hand-made bytes (what a well-behaved client will not send), each
+# with a python3-websockets client connected throughout whose echo must still
+# work afterwards:
+#   unmasked   an unmasked frame: CLOSE 1002 back, then EOF
+#   badutf8    a text frame that is not UTF-8: CLOSE 1007
+#   toobig     a frame header announcing 17 MiB: CLOSE 1009 (before any payload)
+#   badopcode  a frame with opcode 3: CLOSE 1002
+# Handshakes refused (the status line is checked):
+#   version    Sec-WebSocket-Version: 8: 426 with Sec-WebSocket-Version: 13
+#   noproto    no subprotocol offered: 400
+#   badkey     a key that is not base64 of 16 bytes: 400
+# Exit 0 on success; diagnostics as TAP comments.
+import asyncio
+import base64
+import os
+import socket
+import ssl
+import sys
+
+import websockets
+
+PROTO = "echo.v1"
+
+
+def diag(line):
+    print("# " + line, flush=True)
+
+
+def fail(why):
+    diag("FAIL: " + why)
+    sys.exit(1)
+
+
+def url(port, ca):
+    return ("wss" if ca else "ws") + "://127.0.0.1:%d/ws" % port
+
+
+def ssl_context(ca):
+    if not ca:
+        return None
+    ctx = ssl.create_default_context(cafile=ca)
+    return ctx
+
+
+async def connect(port, ca=None, protocols=(PROTO,)):
+    return await websockets.connect(url(port, ca), subprotocols=list(protocols),
+                                    ssl=ssl_context(ca), max_size=4 << 20, open_timeout=10)
+
+
+async def expect_echo(ws, message):
+    await ws.send(message)
+    got = await asyncio.wait_for(ws.recv(), 10)
+    if got != message:
+        fail("echo of %d bytes: got %r..." % (len(message), got[:40]))
+
+
+async def case_echo(port, ca):
+    ws = await connect(port, ca)
+    if ws.subprotocol != PROTO:
+        fail("subprotocol %r" % ws.subprotocol)
+    await expect_echo(ws, "hello")
+    await expect_echo(ws, "")
+    await expect_echo(ws, "J\u00f6rg \u2603 \U0001f600")
+    big = "".join(chr(0x41 + i % 26) for i in range(1 << 20))
+    await expect_echo(ws, big)
+    await ws.send(["frag", "mented ", "\u00e9t\u00e9"])
+    got = await asyncio.wait_for(ws.recv(), 10)
+    if got != "fragmented \u00e9t\u00e9":
+        fail("fragmented echo: %r" % got)
+    pong = await ws.ping(b"p1")
+    await asyncio.wait_for(pong, 10)
+    await ws.close(4001, "bye")
+    if ws.close_code != 4001:
+        fail("close code back %r" % ws.close_code)
+    diag("echo ok, closed with %d" % ws.close_code)
+
+
+async def case_binary(port, ca):
+    ws = await connect(port, ca)
+    await expect_echo(ws, bytes(range(256)) * 3)
+    await ws.send([b"\x00\x01", b"", b"\x02\xff"])
+    got = await asyncio.wait_for(ws.recv(), 10)
+    if got != b"\x00\x01\x02\xff":
+        fail("fragmented binary echo: %r" % got)
+    await ws.close()
+
+
+async def case_servclose(port, ca):
+    ws = await connect(port, ca)
+    await ws.send("close-me")
+    try:
+        await asyncio.wait_for(ws.recv(), 10)
+        fail("a message instead of the close")
+    except websockets.ConnectionClosed as e:
+        if e.rcvd is None or e.rcvd.code != 1000:
+            fail("close from the server: %r" % e.rcvd)
+    diag("server closed with 1000")
+
+
+async def one_counter_client(port, ca, n, results):
+    ws = await connect(port, ca, ("counter",))
+    seen = []
+    try:
+        while len(seen) < 3:
+            v = int(await asyncio.wait_for(ws.recv(), 20))
+            if seen and v <= seen[-1]:
+                raise Exception("counter went from %d to %d" % (seen[-1], v))
+            seen.append(v)
+        results[n] = seen
+    finally:
+        await ws.close()
+
+
+async def case_many(port, ca):
+    results = {}
+    await asyncio.gather(*(one_counter_client(port, ca, i, results) for i in range(100)))
+    if len(results) != 100:
+        fail("%d clients saw three values" % len(results))
+    diag("100 clients, first saw %r" % results[0])
+
+
+# ---- hand-made clients ------------------------------------------------------------------------
+
+def raw_handshake(port, extra=None, version="13", protocol=PROTO,
+                  key=base64.b64encode(os.urandom(16)).decode()):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n"
+            % (port, key, version))
+    if protocol:
+        head += "Sec-WebSocket-Protocol: %s\r\n" % protocol
+    head += "\r\n"
+    s.sendall(head.encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        b = s.recv(4096)
+        if not b:
+            break
+        answer += b
+    return s, answer
+
+
+def frame(opcode, payload, mask=True, length=None):
+    n = len(payload) if length is None else length
+    head = bytes([0x80 | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        head += key
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+def read_close(s):
+    """The CLOSE frame's code from the server, then EOF; None when none came."""
+    data = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except OSError as e:
+            diag("recv: %s" % e)
+            break
+        if not b:
+            break
+        data += b
+    if len(data) < 4 or data[0] != 0x88:
+        diag("got %r" % data[:20])
+        return None
+    return int.from_bytes(data[2:4], "big")
+
+
+async def case_bad(port, ca, how, want):
+    good = await connect(port, ca)
+    await expect_echo(good, "before")
+    s, answer = raw_handshake(port)
+    if not answer.startswith(b"HTTP/1.1 101 "):
+        fail("handshake: %r" % answer[:60])
+    if how == "unmasked":
+        s.sendall(frame(1, b"plain", mask=False))
+    elif how == "badutf8":
+        s.sendall(frame(1, b"ok \xc3\x28 not utf-8"))
+    elif how == "toobig":
+        s.sendall(frame(2, b"", length=17 << 20))
+    elif how == "badopcode":
+        s.sendall(frame(3, b"x"))
+    code = await asyncio.get_running_loop().run_in_executor(None, read_close, s)
+    s.close()
+    if code != want:
+        fail("%s: close code %r, want %d" % (how, code, want))
+    await expect_echo(good, "after")
+    await good.close()
+    diag("%s: CLOSE %d, the other client still echoed" % (how, code))
+
+
+def case_refused(port, how):
+    if how == "version":
+        s, answer = raw_handshake(port, version="8")
+        ok = (answer.startswith(b"HTTP/1.1 426 ") and
+              b"\r\nSec-WebSocket-Version: 13\r\n" in answer)
+    elif how == "noproto":
+        s, answer = raw_handshake(port, protocol=None)
+        ok = answer.startswith(b"HTTP/1.1 400 ")
+    else:
+        s, answer = raw_handshake(port, key="c2hvcnQ=")
+        ok = answer.startswith(b"HTTP/1.1 400 ")
+    s.close()
+    if not ok:
+        fail("%s: %r" % (how, answer[:120]))
+    diag("%s: %s" % (how, answer.split(b"\r\n")[0].decode()))
+
+
+def main():
+    case, port = sys.argv[1], int(sys.argv[2])
+    ca = sys.argv[3] if len(sys.argv) > 3 else None
+    if case in ("version", "noproto", "badkey"):
+        case_refused(port, case)
+        return
+    bad = {"unmasked": 1002, "badutf8": 1007, "toobig": 1009, "badopcode": 1002}
+    if case in bad:
+        coro = case_bad(port, ca, case, bad[case])
+    else:
+        coro = globals()["case_" + case](port, ca)
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as e:
+        fail("%s: %r" % (type(e).__name__, e))
