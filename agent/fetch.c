@@ -140,63 +140,6 @@ static SsResult on_body_rx(SsStream *s, void *userdata, const uint8_t *buf, size
         return SS_OK;
 }
 
-static SsResult on_body_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
-{
-        Fetch *f = userdata;
-
-        switch (state) {
-        case SS_STATE_UNREACHABLE:
-                f->unreachable_ack = ack;
-                f->have_unreachable = true;
-                f->last_status = 0;
-                break;
-        case SS_STATE_QOS_ACK_REMOTE:
-                if (f->finished)
-                        break;
-                f->body_done = true;
-                if (!f->body) {
-                        fetch_fail(f, -ENODATA, "http: the policy is empty (status %u)",
-                                   (unsigned) ack);
-                        break;
-                }
-                f->body[f->body_size] = '\0';
-                (void) sd_event_source_set_enabled(f->work, SD_EVENT_ONESHOT);
-                break;
-        case SS_STATE_QOS_NACK_REMOTE:
-                f->last_status = ack;
-                /* 503 and 429 are retried by the stream; anything else is final. */
-                if (ack != 503 && ack != 429)
-                        fetch_fail(f, -EPROTO, "http: status %u for %s", (unsigned) ack, f->url);
-                break;
-        case SS_STATE_ALL_RETRIES_FAILED:
-                fetch_fail_network(f, "the policy");
-                break;
-        case SS_STATE_TIMEOUT:
-                fetch_fail(f, -ETIMEDOUT, "network: the policy did not arrive in time");
-                break;
-        case SS_STATE_DESTROYING:
-                f->body_stream = NULL;
-                fetch_fail(f, -ECANCELED, "network: the download was cancelled");
-                break;
-        case SS_STATE_CREATING:
-        case SS_STATE_DISCONNECTED:
-        case SS_STATE_AUTH_FAILED:
-        case SS_STATE_CONNECTED:
-        case SS_STATE_CONNECTING:
-        case SS_STATE_POLL:
-        case SS_STATE_QOS_ACK_LOCAL:
-        case SS_STATE_QOS_NACK_LOCAL:
-        case SS_STATE_SERVER_TXN:
-        case SS_STATE_SERVER_UPGRADE:
-        case SS_STATE_EVENT_WAIT_CANCELLED:
-        case SS_STATE_UPSTREAM_LINK_RETRY:
-        case _SS_STATE_MAX:
-        case SS_STATE_USER_BASE:
-                break;
-        }
-        return SS_OK;
-}
-
 /* The signature. */
 
 static SsResult on_sig_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
@@ -230,9 +173,13 @@ static void verify(Fetch *f)
                 fetch_succeed(f);
 }
 
-static SsResult on_sig_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+/*
+ * The states of both downloads: the same handling, apart from what completes
+ * each (the body waits for the signature, the signature verifies) and the texts.
+ */
+static SsResult on_download_state(Fetch *f, bool sig, SsState state, uint32_t ack)
 {
-        Fetch *f = userdata;
+        const char *what = sig ? "the signature" : "the policy";
 
         switch (state) {
         case SS_STATE_UNREACHABLE:
@@ -241,23 +188,43 @@ static SsResult on_sig_state(SsStream *s, void *userdata, SsState state, uint32_
                 f->last_status = 0;
                 break;
         case SS_STATE_QOS_ACK_REMOTE:
-                if (!f->finished)
+                if (f->finished)
+                        break;
+                if (sig) {
                         verify(f);
+                        break;
+                }
+                f->body_done = true;
+                if (!f->body) {
+                        fetch_fail(f, -ENODATA, "http: the policy is empty (status %u)",
+                                   (unsigned) ack);
+                        break;
+                }
+                f->body[f->body_size] = '\0';
+                (void) sd_event_source_set_enabled(f->work, SD_EVENT_ONESHOT);
                 break;
         case SS_STATE_QOS_NACK_REMOTE:
                 f->last_status = ack;
-                if (ack != 503 && ack != 429)
+                /* 503 and 429 are retried by the stream; anything else is final. */
+                if (ack == 503 || ack == 429)
+                        break;
+                if (sig)
                         fetch_fail(f, -ENOKEY, "signature: missing (status %u for %s.sig)",
                                    (unsigned) ack, f->url);
+                else
+                        fetch_fail(f, -EPROTO, "http: status %u for %s", (unsigned) ack, f->url);
                 break;
         case SS_STATE_ALL_RETRIES_FAILED:
-                fetch_fail_network(f, "the signature");
+                fetch_fail_network(f, what);
                 break;
         case SS_STATE_TIMEOUT:
-                fetch_fail(f, -ETIMEDOUT, "network: the signature did not arrive in time");
+                fetch_fail(f, -ETIMEDOUT, "network: %s did not arrive in time", what);
                 break;
         case SS_STATE_DESTROYING:
-                f->sig_stream = NULL;
+                if (sig)
+                        f->sig_stream = NULL;
+                else
+                        f->body_stream = NULL;
                 fetch_fail(f, -ECANCELED, "network: the download was cancelled");
                 break;
         case SS_STATE_CREATING:
@@ -277,6 +244,16 @@ static SsResult on_sig_state(SsStream *s, void *userdata, SsState state, uint32_
                 break;
         }
         return SS_OK;
+}
+
+static SsResult on_body_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        return on_download_state(userdata, false, state, ack);
+}
+
+static SsResult on_sig_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        return on_download_state(userdata, true, state, ack);
 }
 
 /* The fetch's own policy. */
