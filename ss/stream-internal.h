@@ -22,6 +22,7 @@ typedef struct MqttClient MqttClient;
 typedef struct SsServer SsServer;
 typedef struct SsServerConn SsServerConn;
 typedef struct H2Client H2Client;
+typedef struct H2Connection H2Connection;
 
 /* The connection layer as the stream sees it: the real transport, or a test double. */
 typedef struct SsTransportOps {
@@ -96,6 +97,17 @@ typedef struct SsProtocolOps {
         bool tx_in_connection;
         int (*connection_new)(SsStream *s, const char *host);
         void (*connection_free)(SsStream *s);
+        /*
+         * A protocol that shares its connections between streams (h2): after
+         * connection_new(), joins a connection of its own to host instead of
+         * the core opening one. Sets s->transport to the shared transport,
+         * which the stream does not own: connection_free() clears it. Returns
+         * 1 when that connection is up (the core goes on as for a new
+         * connection), 0 while it is being set up (the protocol calls
+         * ss_stream_transport_handlers.connected or .failed for the stream
+         * later), or -errno. May be NULL.
+         */
+        int (*attach)(SsStream *s, const char *host);
         /* The transport is up (first time, or a replacement): send the first bytes. */
         SsResult (*start)(SsStream *s);
         SsResult (*on_readable)(SsStream *s);
@@ -160,6 +172,9 @@ struct SsContext {
         unsigned pool_per_server;
         unsigned pool_total;
         uint32_t pool_idle_ms;
+
+        /* Shared h2 connections, with or without streams (h2-client.c). */
+        H2Connection *h2_connections;
 };
 
 struct SsStream {
@@ -266,6 +281,19 @@ Transport *ss_pool_take(SsContext *c, const SsPoolKey *key);
 void ss_pool_drop_key(SsContext *c, const SsPoolKey *key);
 void ss_pool_drop_tls_entry(SsContext *c, const SsTlsEntry *e);
 void ss_pool_drop_all(SsContext *c);
+
+/*
+ * The stream's own transport handlers (userdata: the stream): a protocol
+ * forwards a shared connection's events to a stream with them, or hands a
+ * transport over to the stream.
+ */
+extern const TransportHandlers ss_stream_transport_handlers;
+
+/*
+ * h2 (h2-client.c): close the shared connections without streams, all of them
+ * or those of trust store entry e.
+ */
+void h2_connections_drop_idle(SsContext *c, bool all, const SsTlsEntry *e);
 
 /* ws (ws-client.c): the state of one connection. */
 WsClient *ws_client_free(WsClient *w);

@@ -15,6 +15,9 @@
  * parked connection is watched: EOF, an error or any byte from the server
  * closes it. Connections of a trust store go when its last stream goes (the
  * credentials must not outlive their users).
+ *
+ * h2 connections are shared while they have streams and idle without them
+ * (h2-client.c); closing idle connections here closes those too.
  */
 #include <assert.h>
 
@@ -210,12 +213,14 @@ void ss_pool_drop_tls_entry(SsContext *c, const SsTlsEntry *e)
                 if (i->tls_entry == e)
                         idle_close(i);
         }
+        h2_connections_drop_idle(c, false, e);
 }
 
 void ss_pool_drop_all(SsContext *c)
 {
         while (c->idle_head)
                 idle_close(c->idle_head);
+        h2_connections_drop_idle(c, true, NULL);
 }
 
 void ss_context_set_connection_pool(SsContext *c, unsigned per_server, unsigned total,

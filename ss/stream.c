@@ -624,7 +624,7 @@ static void on_transport_writable(Transport *t, void *userdata);
 static void on_transport_failed(Transport *t, TransportError error, const char *detail,
                                 void *userdata);
 
-static const TransportHandlers transport_handlers = {
+const TransportHandlers ss_stream_transport_handlers = {
     .connected = on_transport_connected,
     .readable = on_transport_readable,
     .writable = on_transport_writable,
@@ -645,7 +645,8 @@ static int stream_open_transport(SsStream *s, const char *host, uint16_t port, b
 
         assert(!s->transport);
         return s->context->ops->transport_new(&s->transport, s->context->event,
-                                              s->context->resolver, &opts, &transport_handlers, s);
+                                              s->context->resolver, &opts,
+                                              &ss_stream_transport_handlers, s);
 }
 
 int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret_value)
@@ -732,6 +733,14 @@ static SsResult stream_connect(SsStream *s)
         if (tx_wanted && s->proto->tx_in_connection)
                 s->proto->request_tx(s);
 
+        /* A protocol sharing its connections (h2) joins one, up or being set up. */
+        if (s->proto->attach) {
+                k = s->proto->attach(s, host);
+                if (k < 0)
+                        return stream_connect_failed(s, SS_ACK_CONFIG);
+                return k > 0 ? stream_connected(s) : SS_OK;
+        }
+
         /* A pinned family: an idle connection may be over the other one. */
         idle = NULL;
         if (s->family == AF_UNSPEC && s->proto->is_reusable)
@@ -744,7 +753,7 @@ static SsResult stream_connect(SsStream *s)
                                                 });
         if (idle) {
                 s->transport = idle;
-                s->context->ops->transport_set_handlers(idle, &transport_handlers, s);
+                s->context->ops->transport_set_handlers(idle, &ss_stream_transport_handlers, s);
                 s->proto->set_reused(s);
                 return stream_connected(s);
         }

@@ -194,6 +194,32 @@ static LogCount log_count(const char *uri, const char *protocol)
         return n;
 }
 
+/* Distinct connections in the whole access log (every uri). */
+static unsigned log_connections(void)
+{
+        char *path = peers_path("h2-access.log");
+        char line[512];
+        unsigned long seen[256];
+        unsigned n = 0;
+        FILE *f = path ? fopen(path, "re") : NULL;
+
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long conn;
+                bool known = false;
+
+                if (sscanf(line, "%lu", &conn) != 1)
+                        continue;
+                for (unsigned i = 0; i < n && !known; i++)
+                        known = seen[i] == conn;
+                if (!known && n < ELEMENTSOF(seen))
+                        seen[n++] = conn;
+        }
+        if (f)
+                (void) fclose(f);
+        free(path);
+        return n;
+}
+
 /* ---- a recording stream user ----------------------------------------------------------- */
 
 typedef struct Rec {
@@ -205,11 +231,12 @@ typedef struct Rec {
         unsigned n_som, n_eom, n_rx;
         size_t tx_size, tx_off;
         bool pause_on_first_rx;
+        int64_t tx_credit_min, tx_credit_max; /* ss_stream_tx_credit() seen in tx */
 } Rec;
 
 static void rec_init(Rec *r)
 {
-        *r = (Rec){};
+        *r = (Rec){.tx_credit_min = INT64_MAX, .tx_credit_max = INT64_MIN};
 }
 
 static SsResult rec_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
@@ -255,6 +282,10 @@ static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, u
 {
         Rec *r = userdata;
         size_t n = MIN(*len, r->tx_size - r->tx_off);
+        int64_t credit = ss_stream_tx_credit(s);
+
+        r->tx_credit_min = MIN(r->tx_credit_min, credit);
+        r->tx_credit_max = MAX(r->tx_credit_max, credit);
 
         /* Odd piece sizes, so that DATA frames and tx pieces do not line up. */
         n = MIN(n, (size_t) 7001);
@@ -435,6 +466,11 @@ static void test_upload(void)
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 PUT with length: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("len.bin", PEERS_BIG_SIZE), "h2 PUT with length: byte for byte on disk");
+        /* The peer's window: nginx opens 64 KiB per stream at first; never past 2^31 - 1. */
+        cmp_int(r.tx_credit_min, >=, 0, "h2 PUT: send credit known while sending");
+        cmp_int(r.tx_credit_max, >, 0, "h2 PUT: send credit above 0 at some point");
+        cmp_int(r.tx_credit_max, <=, INT32_MAX, "h2 PUT: send credit within an h2 window");
+        is_int(ss_stream_tx_credit(s), -1, "h2: no send credit without a connection");
         ss_stream_free(s);
         free(r.body);
         n = log_wait("/up/len.bin", "HTTP/2.0", 1);
@@ -478,6 +514,7 @@ static void test_fallback(void)
         ok(run_until(done_transaction, &r, 10000), "h1 fall back PUT (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h1 fall back PUT: ACK");
         ok(file_matches("fb.bin", PEERS_BIG_SIZE), "h1 fall back PUT: byte for byte on disk");
+        is_int(r.tx_credit_max, -1, "h1 fall back PUT: no send credit over h1");
         ss_stream_free(s);
         free(r.body);
 }
@@ -635,6 +672,57 @@ static void test_many(void)
         is_int(good, N_MANY, "every concurrent GET: ACK and the exact 1 MiB");
         is_int(log_wait("/big", "HTTP/2.0", N_MANY).with_protocol, N_MANY,
                "nginx saw %u h2 requests", N_MANY);
+        is_int(log_connections(), 1, "%u concurrent h2 GETs: one TCP connection", N_MANY);
+}
+
+/*
+ * One connection, mixed fates: GETs of 1 MiB, a 404 (NACK) and a stream the
+ * server resets (retried), side by side; the reset and the NACK take nothing
+ * from the others, and nobody opens a connection of their own.
+ */
+#define N_MIXED 8
+
+static bool done_mixed(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_MIXED + 1; i++)
+                if (!done_transaction(&r[i]))
+                        return false;
+        return done_three_drops(&r[N_MIXED + 1]);
+}
+
+static void test_mixed(void)
+{
+        Rec r[N_MIXED + 2];
+        SsStream *s[N_MIXED + 2];
+        unsigned good = 0;
+
+        truncate_log();
+        for (unsigned i = 0; i < N_MIXED + 2; i++) {
+                rec_init(&r[i]);
+                s[i] = open_stream(i < N_MIXED ? "big" : i == N_MIXED ? "missing" : "reset", &r[i]);
+                if (s[i])
+                        (void) ss_stream_client_connect(s[i]);
+        }
+        ok(run_until(done_mixed, r, 30000), "mixed h2 streams done");
+        for (unsigned i = 0; i < N_MIXED; i++)
+                good += r[i].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[i]) &&
+                        r[i].n_eom == 1 && r[i].count[SS_STATE_DISCONNECTED] == 1;
+        is_int(good, N_MIXED, "mixed: every GET beside the 404 and the reset: ACK, exact 1 MiB");
+        is_int(r[N_MIXED].count[SS_STATE_QOS_NACK_REMOTE], 1, "mixed: the 404 is a NACK");
+        is_int(r[N_MIXED].ack[SS_STATE_QOS_NACK_REMOTE], 404, "mixed: NACK 404");
+        is_int(r[N_MIXED + 1].count[SS_STATE_QOS_ACK_REMOTE] +
+                   r[N_MIXED + 1].count[SS_STATE_QOS_NACK_REMOTE],
+               0, "mixed: the reset stream gets neither ACK nor NACK");
+        for (unsigned i = 0; i < N_MIXED + 2; i++) {
+                ss_stream_free(s[i]);
+                free(r[i].body);
+        }
+        (void) log_wait("/reset", "HTTP/2.0", 3);
+        is_int(log_wait("/big", "HTTP/2.0", N_MIXED).with_protocol, N_MIXED,
+               "mixed: nginx saw %u h2 GETs", N_MIXED);
+        is_int(log_connections(), 1, "mixed: all of it over one TCP connection");
 }
 
 /* ---- policy ---------------------------------------------------------------------------- */
@@ -737,6 +825,7 @@ int main(void)
         test_validity();
         test_503();
         test_many();
+        test_mixed();
 
         ctx = ss_context_free(ctx);
         event = sd_event_unref(event);
