@@ -246,12 +246,15 @@ static bool make_key(const char *name)
         return peers_run(gen) == 0 && peers_run(info) == 0;
 }
 
-static bool write_local_policy(uint16_t port, unsigned interval_s)
+/* The local policy: fetch from port, signed with key_path (NULL: the vendor's key). */
+static bool write_local_policy_key(uint16_t port, unsigned interval_s, const char *key_path)
 {
         char buf[4096], vendor_pub[512], interval[64] = "";
         int n;
 
-        snprintf(vendor_pub, sizeof(vendor_pub), "%s/vendor.pub", peers_dir());
+        snprintf(vendor_pub, sizeof(vendor_pub), "%s", key_path ? key_path : "");
+        if (!key_path)
+                snprintf(vendor_pub, sizeof(vendor_pub), "%s/vendor.pub", peers_dir());
         if (interval_s)
                 snprintf(interval, sizeof(interval), "\"fetch_policy_interval_s\": %u,",
                          interval_s);
@@ -267,6 +270,19 @@ static bool write_local_policy(uint16_t port, unsigned interval_s)
             " \"fetch_policy_max_size\": %u}}]}\n",
             vendor_pub, ca_pem, (unsigned) port, interval, MAX_SIZE);
         return n > 0 && (size_t) n < sizeof(buf) && write_file(local_policy, buf, (size_t) n);
+}
+
+static bool write_local_policy(uint16_t port, unsigned interval_s)
+{
+        return write_local_policy_key(port, interval_s, NULL);
+}
+
+static void reload(void)
+{
+        char *out = NULL;
+
+        is_int(ctl(&out, "policy", "reload", NULL), 0, "smdctl policy reload");
+        free(out);
 }
 
 /* A policy document of the vendor's: its release and one streamtype named after it. */
@@ -456,6 +472,27 @@ static void test_failures(void)
         ok(unlink(www_path("policy.json")) == 0, "remove policy.json");
         expect_failure("404", "http: status 404", "fetched-1");
 
+        /* The signing key itself unusable: the local policy names a missing file, then junk. */
+        ok(serve_signed(v2), "serve fetched-2, signed");
+        ok(write_local_policy_key(port_good, 0, "/nonexistent/vendor.pub"),
+           "the local policy names a signing key file that does not exist");
+        reload();
+        expect_failure("missing signing key",
+                       "signature: cannot use the signing key /nonexistent/vendor.pub",
+                       "fetched-1");
+        {
+                char junk[512];
+
+                snprintf(junk, sizeof(junk), "%s/junk.pub", peers_dir());
+                ok(write_file(junk, "not a key\n", 10) &&
+                       write_local_policy_key(port_good, 0, junk),
+                   "the local policy names a signing key file that holds no key");
+                reload();
+                expect_failure("junk signing key", "not a PEM public key", "fetched-1");
+        }
+        ok(write_local_policy(port_good, 0), "the local policy names the vendor's key again");
+        reload();
+
         /* Another CA: the local policy points at the listener with a self-signed certificate. */
         ok(serve_signed(v2), "serve fetched-2, signed");
         ok(write_local_policy(port_other, 0), "the local policy names the other listener");
@@ -485,8 +522,8 @@ static void test_failures(void)
         usleep(200000);
         ok(monitor_pid > 0 && waitpid(monitor_pid, NULL, WNOHANG) == 0,
            "the monitor is still connected");
-        is_int(count_in_file(monitor_log, "\"policy\":\"fetch-failed\""), 9,
-               "the monitor saw the nine fetch-failed messages");
+        is_int(count_in_file(monitor_log, "\"policy\":\"fetch-failed\""), 11,
+               "the monitor saw the eleven fetch-failed messages");
         is_int(count_in_file(monitor_log, "\"policy\":\"updated\",\"release\":\"fetched-2\""), 1,
                "the monitor saw {\"policy\":\"updated\",\"release\":\"fetched-2\"}");
         is_int(count_in_file(monitor_log, "\"policy\":\"updated\""), updates_before + 1,
