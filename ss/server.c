@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "h2-server.h"
 #include "http1-request.h"
 #include "stream-internal.h"
 #include "ws-server.h"
@@ -40,6 +41,7 @@ typedef enum ConnPhase {
         CONN_ACTIVE,
         CONN_LINGER, /* an error response was sent: input dropped until EOF or the timer */
         CONN_WS,     /* upgraded: ws-server.c owns the socket */
+        CONN_H2,     /* h2 (ALPN or the h2c preface): h2-server.c runs the session */
 } ConnPhase;
 
 struct SsServer {
@@ -83,6 +85,9 @@ struct SsServerConn {
         uint32_t filled;        /* metadata entries filled from the request (bit per entry) */
         WsServerRequest ws_req; /* what the request says about a WebSocket upgrade */
         WsServerConn *ws;       /* after the upgrade */
+        H2Server *h2;           /* the connection speaks h2 */
+        H2ServerRequest *h2req; /* an h2 request's stream (no socket): its request ... */
+        SsServerConn *h2conn;   /* ... on this connection */
 
         /* Its response. */
         bool answered;
@@ -686,6 +691,21 @@ static SsResult conn_on_event(SsServerConn *conn, const Http1RequestEvent *ev)
         return SS_OK;
 }
 
+/* The connection speaks h2 from here on; what was read already goes to the session. */
+static SsResult conn_start_h2(SsServerConn *conn)
+{
+        int r = h2_server_new(&conn->h2, conn, conn->in ? conn->in + conn->in_off : NULL,
+                              conn->in_len - conn->in_off);
+
+        conn->in = mfree(conn->in);
+        conn->in_off = conn->in_len = 0;
+        conn->parser = http1_request_free(conn->parser);
+        if (r < 0)
+                return SS_DISCONNECT_ME;
+        conn->phase = CONN_H2;
+        return h2_server_run(conn->h2);
+}
+
 /* Reads and parses while a request is being received; stops while a response is under way. */
 static SsResult conn_process(SsServerConn *conn)
 {
@@ -752,6 +772,11 @@ static SsResult conn_process(SsServerConn *conn)
                         }
                         conn->in_off = 0;
                         conn->in_len = (size_t) n;
+                        if (!conn->tls && !conn->req_started &&
+                            conn->stream->state == SS_STATE_CONNECTED &&
+                            conn->in_len >= H2_SERVER_PREFACE_LEN &&
+                            memcmp(conn->in, H2_SERVER_PREFACE, H2_SERVER_PREFACE_LEN) == 0)
+                                return conn_start_h2(conn); /* h2c with prior knowledge */
                         if (!conn->req_started || conn->req_headers_done)
                                 conn_arm_timer(conn, conn->server->idle_usec);
                         conn->req_started = true;
@@ -812,6 +837,13 @@ static SsResult conn_handshake(SsServerConn *conn)
         conn->phase = CONN_ACTIVE;
         conn->want_read = true;
         conn_update_events(conn);
+        {
+                gnutls_datum_t alpn = {};
+
+                if (gnutls_alpn_get_selected_protocol(conn->tls, &alpn) == 0 && alpn.size == 2 &&
+                    memcmp(alpn.data, "h2", 2) == 0)
+                        return conn_start_h2(conn);
+        }
         return conn_process(conn);
 }
 
@@ -831,6 +863,8 @@ static SsResult conn_run(SsServerConn *conn, bool writable)
         }
         case CONN_WS:
                 return SS_OK;
+        case CONN_H2:
+                return h2_server_run(conn->h2);
         case CONN_ACTIVE:
                 if (writable && !conn->req_complete) {
                         SsResult r = conn_pump(conn);
@@ -870,6 +904,10 @@ static int on_conn_timer(sd_event_source *source, uint64_t usec, void *userdata)
 
         (void) source;
         (void) usec;
+        if (conn->phase == CONN_H2) {
+                conn_dispatch(conn, h2_server_on_timer(conn->h2));
+                return 0;
+        }
         if (conn->phase == CONN_ACTIVE && conn->req_started && !conn->resp_started &&
             !conn->req_complete) {
                 /* A request that does not arrive in time: 408, then close. */
@@ -906,6 +944,9 @@ static void conn_free(SsServerConn *conn)
                 return;
         conn_unlink(conn);
         ws_server_conn_free(conn->ws);
+        h2_server_free(conn->h2);
+        if (conn->h2req)
+                h2_server_request_detach(conn->h2req);
         sd_event_source_disable_unref(conn->io);
         sd_event_source_disable_unref(conn->timer);
         sd_event_source_disable_unref(conn->defer);
@@ -926,6 +967,8 @@ static bool conn_is_idle(const SsServerConn *conn)
 {
         if (conn->phase == CONN_HANDSHAKE)
                 return true;
+        if (conn->phase == CONN_H2)
+                return h2_server_is_idle(conn->h2) && conn->stream->in_callback == 0;
         return conn->phase == CONN_ACTIVE && !conn->req_started && !conn->resp_started &&
                conn->stream->in_callback == 0;
 }
@@ -976,9 +1019,11 @@ static void server_accept_one(SsServer *server, int fd)
                     gnutls_credentials_set(conn->tls, GNUTLS_CRD_CERTIFICATE, server->creds) < 0)
                         goto fail;
                 {
-                        gnutls_datum_t alpn = {(unsigned char *) "http/1.1", 8};
+                        gnutls_datum_t alpn[] = {{(unsigned char *) "h2", 2},
+                                                 {(unsigned char *) "http/1.1", 8}};
 
-                        (void) gnutls_alpn_set_protocols(conn->tls, &alpn, 1, 0);
+                        (void) gnutls_alpn_set_protocols(conn->tls, alpn, 2,
+                                                         GNUTLS_ALPN_SERVER_PRECEDENCE);
                 }
                 gnutls_transport_set_int(conn->tls, fd);
         }
@@ -1286,6 +1331,12 @@ int ss_server_request_tx(SsStream *s)
                 return s->server ? -EINVAL : -ESTALE;
         if (conn->ws)
                 return ws_server_request_tx(conn->ws);
+        if (conn->h2req) {
+                bool has_len = s->has_tx_len;
+
+                s->has_tx_len = false;
+                return h2_server_request_tx(conn->h2req, has_len, s->tx_len);
+        }
         if (!conn->resp_started) {
                 conn->has_len = s->has_tx_len;
                 conn->len = s->tx_len;
@@ -1309,6 +1360,8 @@ int ss_stream_server_ack(SsStream *s, unsigned status)
         conn = s->server_conn;
         if (!conn)
                 return s->st->server && !s->server ? -ESTALE : -EINVAL;
+        if (conn->h2req)
+                return h2_server_request_ack(conn->h2req, status ? status : 200);
         if (!conn->txn_delivered || conn->resp_done || conn->phase != CONN_ACTIVE)
                 return -ESTALE;
         if (conn->resp_started)
@@ -1337,9 +1390,13 @@ int ss_stream_server_get_request(SsStream *s, const char **ret_method, const cha
 
 SsStream *ss_stream_server_get_parent(SsStream *s)
 {
-        if (!s || !s->server_conn || !s->server_conn->server)
+        SsServerConn *conn = s ? s->server_conn : NULL;
+
+        if (conn && conn->h2conn)
+                conn = conn->h2conn; /* an h2 request: its connection's server */
+        if (!conn || !conn->server)
                 return NULL;
-        return s->server_conn->server->stream;
+        return conn->server->stream;
 }
 
 int ss_stream_server_foreach(SsStream *server, SsServerForeachCallback cb, void *userdata)
@@ -1365,4 +1422,109 @@ int ss_stream_server_n_connections(SsStream *server)
         if (!server || !server->server)
                 return -EINVAL;
         return (int) server->server->n_conns;
+}
+
+/* ---- h2 (h2-server.h) -------------------------------------------------------------------- */
+
+ssize_t ss_server_conn_read(SsServerConn *conn, void *buf, size_t size)
+{
+        return conn_read(conn, buf, size);
+}
+
+ssize_t ss_server_conn_write(SsServerConn *conn, const void *buf, size_t size)
+{
+        return conn_write(conn, buf, size);
+}
+
+void ss_server_conn_set_events(SsServerConn *conn, bool read, bool write)
+{
+        conn->want_read = read;
+        conn->want_write = write;
+        conn_update_events(conn);
+}
+
+void ss_server_conn_arm_timer(SsServerConn *conn, uint64_t usec)
+{
+        conn_arm_timer(conn, usec);
+}
+
+void ss_server_conn_schedule(SsServerConn *conn)
+{
+        conn_schedule(conn);
+}
+
+SsStream *ss_server_conn_get_stream(SsServerConn *conn)
+{
+        return conn->stream;
+}
+
+uint64_t ss_server_conn_get_idle_usec(SsServerConn *conn)
+{
+        return conn->server ? conn->server->idle_usec : SS_SERVER_IDLE_MS * 1000ULL;
+}
+
+int ss_server_request_new(SsServerConn *conn, H2ServerRequest *req, SsServerConn **ret)
+{
+        SsServerConn *rc;
+        SsStream *s;
+        int k;
+
+        if (!conn->server)
+                return -ESTALE; /* the server stream is going */
+        rc = calloc(1, sizeof(*rc));
+        if (!rc)
+                return -ENOMEM;
+        rc->fd = -EBADF;
+        rc->phase = CONN_ACTIVE;
+        rc->h2req = req;
+        rc->h2conn = conn;
+        k = ss_stream_new_accepted(&s, conn->server->stream, rc);
+        if (k == -ECANCELED)
+                return k; /* the stream took rc with it */
+        if (k < 0) {
+                rc->h2req = NULL;
+                conn_free(rc);
+                return k;
+        }
+        rc->stream = s;
+        rc->txn_delivered = true;
+        *ret = rc;
+        return 0;
+}
+
+void ss_server_request_orphan(SsServerConn *rc)
+{
+        rc->h2req = NULL;
+        rc->h2conn = NULL;
+        rc->txn_delivered = false;
+}
+
+int ss_server_request_set_target(SsServerConn *rc, const char *method, const char *target)
+{
+        return conn_on_target(rc, method, target);
+}
+
+void ss_server_request_header(SsServerConn *rc, const char *name, size_t name_len,
+                              const char *value, size_t value_len)
+{
+        conn_fill_metadata(rc, name, name_len, value, value_len, true);
+}
+
+int ss_server_request_foreach_response_header(SsServerConn *rc, SsServerHeaderCallback cb,
+                                              void *userdata)
+{
+        const PolicyStreamtype *st = rc->stream->st;
+
+        for (size_t i = 0; i < st->n_metadata && i < 32; i++) {
+                const char *hn = st->metadata[i].header;
+                int r;
+
+                if (!hn || !hn[0] || !rc->stream->metadata[i] || (rc->filled & (1u << i)))
+                        continue;
+                r = cb(hn, header_name_len(hn), rc->stream->metadata[i],
+                       rc->stream->metadata_len[i], userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
