@@ -366,6 +366,15 @@ bool ss_state_transition_is_valid(SsState from, SsState to);
  * 431, 501, 505) and the connection closes. At SS_SERVER_MAX_CONNECTIONS the
  * longest idle connection that has not started a request is closed for a new
  * one, or the new one when there is none.
+ *
+ * WebSocket (ws-server.c has the details): a streamtype with ws_subprotocol
+ * also takes upgrades, as the first request of a connection. After the 101
+ * the connection's stream gets SERVER_UPGRADE instead of SERVER_TXN; the
+ * application may swap its handlers (ss_stream_change_handlers()). Messages
+ * then go as for ws clients: rx from SS_FLAG_SOM to SS_FLAG_EOM, one
+ * request_tx per message (one frame per tx call), DISCONNECTED with the close
+ * code as its ack. ss_stream_server_foreach() and ss_stream_get_state() ==
+ * SS_STATE_SERVER_UPGRADE find the clients to push to.
  */
 #define SS_SERVER_MAX_CONNECTIONS  256u                  /* connections per server stream */
 #define SS_SERVER_MAX_HEADER_BYTES (32u * 1024u)         /* request line and header fields */
