@@ -61,6 +61,8 @@
 #define H2_STREAMS_PER_CONNECTION 100u
 /* The connection's window: every stream may fill its own without starving the others. */
 #define H2_CONNECTION_WINDOW (H2_WINDOW * H2_STREAMS_PER_CONNECTION)
+/* Bytes gathered per write: one TLS record. */
+#define H2_OUT_BUFFER 16384u
 
 struct H2Connection {
         SsContext *context;
@@ -85,14 +87,18 @@ struct H2Connection {
         unsigned n_streams;
         H2Client *pending, *pending_tail; /* streams with something to act on */
 
-        sd_event_source *kick; /* serves pending streams and writes, from the loop */
-        Timer idle_timer;      /* no streams: closes after the pool's idle time */
+        sd_event_source *kick;   /* serves pending streams and writes, from the loop */
+        uint64_t sent_iteration; /* the loop iteration of the last direct write */
+        Timer idle_timer;        /* no streams: closes after the pool's idle time */
         bool ping_outstanding;
         uint64_t alive_usec; /* when bytes last came from the server */
 
-        /* Pending output of nghttp2_session_mem_send() (valid until its next call). */
+        /* Output of nghttp2_session_mem_send() not yet copied (valid until its next call). */
         const uint8_t *out;
         size_t out_len;
+        /* Frames gathered into one TLS record per write (mem_send gives one frame a call). */
+        uint8_t buf[H2_OUT_BUFFER];
+        size_t buf_start, buf_end;
 
         uint8_t in[SS_RX_CHUNK];
 };
@@ -438,6 +444,7 @@ static void conn_close(H2Connection *conn)
         ssize_t k;
 
         if (conn->up && !conn->failed && conn->transport && conn->out_len == 0 &&
+            conn->buf_end == conn->buf_start &&
             nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR) == 0) {
                 k = nghttp2_session_mem_send(conn->session, &data);
                 if (k > 0)
@@ -652,33 +659,76 @@ static void conn_flush(H2Connection *conn)
         if (!conn->transport || !conn->session || conn->failed)
                 return;
         for (;;) {
-                ssize_t k;
+                ssize_t n;
 
-                while (conn->out_len > 0) {
-                        ssize_t n = ops->transport_write(conn->transport, conn->out, conn->out_len);
+                /* Gather frames up to a record's worth. */
+                while (conn->buf_end < sizeof(conn->buf)) {
+                        size_t k;
 
-                        if (n == -EAGAIN || n == 0) {
-                                ops->transport_want_write(conn->transport, true);
-                                return;
+                        if (conn->out_len == 0) {
+                                n = nghttp2_session_mem_send(conn->session, &conn->out);
+                                if (n < 0) {
+                                        conn->failed = true;
+                                        return;
+                                }
+                                if (n == 0)
+                                        break;
+                                conn->out_len = (size_t) n;
                         }
-                        if (n < 0) {
-                                conn->failed = true;
-                                return;
-                        }
-                        conn->out += n;
-                        conn->out_len -= (size_t) n;
+                        k = MIN(conn->out_len, sizeof(conn->buf) - conn->buf_end);
+                        memcpy(conn->buf + conn->buf_end, conn->out, k);
+                        conn->buf_end += k;
+                        conn->out += k;
+                        conn->out_len -= k;
                 }
-                k = nghttp2_session_mem_send(conn->session, &conn->out);
-                if (k < 0) {
-                        conn->failed = true;
-                        return;
-                }
-                conn->out_len = (size_t) k;
-                if (k == 0) {
+                if (conn->buf_end == conn->buf_start) {
+                        conn->buf_start = conn->buf_end = 0;
                         ops->transport_want_write(conn->transport, false);
                         return;
                 }
+                /* After a short write the next one starts with the same bytes (TLS). */
+                n = ops->transport_write(conn->transport, conn->buf + conn->buf_start,
+                                         conn->buf_end - conn->buf_start);
+                if (n == -EAGAIN || n == 0) {
+                        ops->transport_want_write(conn->transport, true);
+                        return;
+                }
+                if (n < 0) {
+                        conn->failed = true;
+                        return;
+                }
+                conn->buf_start += (size_t) n;
+                if (conn->buf_start == conn->buf_end)
+                        conn->buf_start = conn->buf_end = 0;
+                else if (conn->buf_start > sizeof(conn->buf) / 2) {
+                        memmove(conn->buf, conn->buf + conn->buf_start,
+                                conn->buf_end - conn->buf_start);
+                        conn->buf_end -= conn->buf_start;
+                        conn->buf_start = 0;
+                }
         }
+}
+
+/*
+ * A request from a stream's entry point: the first of a loop iteration goes
+ * out at once (a lone request waits for nobody); later ones are gathered by
+ * the kick into one write.
+ */
+static void conn_send_soon(H2Connection *conn)
+{
+        uint64_t iteration = 0;
+        int enabled = SD_EVENT_OFF;
+
+        (void) sd_event_get_iteration(conn->context->event, &iteration);
+        (void) sd_event_source_get_enabled(conn->kick, &enabled);
+        if (enabled != SD_EVENT_OFF || iteration == conn->sent_iteration) {
+                conn_kick(conn);
+                return;
+        }
+        conn->sent_iteration = iteration;
+        conn_flush(conn);
+        if (conn->failed)
+                conn_kick(conn); /* the kick fails the streams, from the loop */
 }
 
 /* ---- serving one stream ------------------------------------------------------------------ */
@@ -834,8 +884,10 @@ static void conn_serve(H2Connection *conn)
                 H2Client *h;
 
                 while (!conn->failed && (h = conn->pending)) {
+                        SsStream *s = h->stream; /* h may be gone after serve() */
+
                         pending_remove(h);
-                        ss_stream_dispatch(h->stream, serve(h->stream, h));
+                        ss_stream_dispatch(s, serve(s, h));
                 }
                 conn_flush(conn);
                 if (!conn->failed && conn->session && conn->up &&
@@ -1097,9 +1149,11 @@ static SsResult h2_start(SsStream *s)
                                 h->conn->dead = true; /* stream ids used up */
                         return h2_fail(s);
                 }
-                if (h->tx_wanted)
+                if (h->tx_wanted) {
                         pending_add(h);
-                conn_kick(h->conn);
+                        conn_kick(h->conn);
+                } else
+                        conn_send_soon(h->conn);
                 return SS_OK;
         }
 
