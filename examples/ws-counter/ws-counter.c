@@ -99,7 +99,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                         ss_stream_server_n_connections(server));
                 return SS_OK;
         case SS_STATE_DISCONNECTED:
-                if (ss_stream_get_state(s) == SS_STATE_SERVER_UPGRADE)
+                /* The ack is the WebSocket close code (0 for plain HTTP connections). */
+                if (ack != 0)
                         fprintf(stderr, "ws-counter: a page left (close code %u)\n",
                                 (unsigned) ack);
                 return SS_OK;

@@ -9,8 +9,10 @@
  * same over TLS; refused handshakes (426 with the version, 400); 100 clients
  * each receiving a counter pushed with ss_stream_server_foreach(); bad frames
  * (unmasked, not UTF-8, too big, unknown opcode) closing only their
- * connection with 1002/1007/1009 while another client keeps its echo; and a
- * plain HTTP request on the same port still served.
+ * connection with 1002/1007/1009 while another client keeps its echo; a
+ * client that upgrades and never reads while the server sends an endless
+ * message, dropped (1006) after timeout_ms without progress; and a plain HTTP
+ * request on the same port still served.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -202,6 +204,32 @@ static int on_push_timer(sd_event_source *source, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* ---- an endless message to a client that does not read ------------------------------------ */
+
+static uint64_t flood_disconnected_usec;
+static uint32_t flood_ack;
+
+static SsResult flood_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        (void) userdata;
+        if (state == SS_STATE_SERVER_UPGRADE)
+                (void) ss_stream_request_tx(s);
+        else if (state == SS_STATE_DISCONNECTED && ack) {
+                flood_disconnected_usec = peers_now_usec();
+                flood_ack = ack;
+        }
+        return SS_OK;
+}
+
+static SsResult flood_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        (void) s;
+        (void) userdata;
+        memset(buf, 'x', *len);
+        *flags = 0; /* never EOM: tx is called as long as the socket takes bytes */
+        return SS_OK;
+}
+
 /* ---- clients ------------------------------------------------------------------------------ */
 
 /* Runs argv in a child while the loop serves; its exit status or -1. */
@@ -282,7 +310,7 @@ static int curl_plain(uint16_t port)
         return status;
 }
 
-static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t push)
+static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t push, uint16_t flood)
 {
         char *json = NULL;
 
@@ -298,10 +326,12 @@ static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t pus
                      "{\"wsbin\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
                      "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true}},"
                      "{\"wspush\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"counter\"}}"
+                     "\"ws_subprotocol\":\"counter\"}},"
+                     "{\"wsflood\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"ws_subprotocol\":\"flood\",\"timeout_ms\":1500}}"
                      "]}",
                      certs.server_pem, certs.server_key, (unsigned) echo, (unsigned) tls,
-                     (unsigned) bin, (unsigned) push) < 0)
+                     (unsigned) bin, (unsigned) push, (unsigned) flood) < 0)
                 return NULL;
         return json;
 }
@@ -323,11 +353,12 @@ int main(void)
 {
         SsStreamHandlers handlers = {.tx = http_tx, .state = on_state};
         SsStreamHandlers push_handlers = {.tx = push_tx, .state = push_state};
-        SsStream *echo = NULL, *tls = NULL, *bin = NULL;
+        SsStreamHandlers flood_handlers = {.tx = flood_tx, .state = flood_state};
+        SsStream *echo = NULL, *tls = NULL, *bin = NULL, *flood = NULL;
         sd_event_source *timer = NULL;
         PolicyErrors errors = {};
         Policy *policy;
-        uint16_t port[4];
+        uint16_t port[5];
         char *json;
         size_t from;
 
@@ -347,7 +378,7 @@ int main(void)
         for (size_t i = 0; i < ELEMENTSOF(port); i++)
                 port[i] = other_port(port, i);
 
-        json = policy_json(port[0], port[1], port[2], port[3]);
+        json = policy_json(port[0], port[1], port[2], port[3], port[4]);
         policy = policy_new();
         is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
         for (size_t i = 0; i < errors.n_messages; i++)
@@ -363,7 +394,9 @@ int main(void)
         is_int(ss_stream_new(&bin, ctx, "wsbin", &handlers, NULL), 0, "binary ws server listens");
         is_int(ss_stream_new(&push_server, ctx, "wspush", &push_handlers, NULL), 0,
                "push server listens");
-        if (!echo || !tls || !bin || !push_server)
+        is_int(ss_stream_new(&flood, ctx, "wsflood", &flood_handlers, NULL), 0,
+               "flood server listens");
+        if (!echo || !tls || !bin || !push_server || !flood)
                 return peers_done();
 
         from = n_acks;
@@ -419,11 +452,25 @@ int main(void)
         cmp_int(max_push_conns, >=, 100, "100 connections at once on the push server");
         timer = sd_event_source_disable_unref(timer);
 
+        {
+                uint64_t start = peers_now_usec(), end;
+
+                is_int(client("stall", port[4], NULL), 0,
+                       "a client that upgrades and reads nothing");
+                end = peers_now_usec();
+                is_int(flood_ack, 1006, "the server gave up on it: DISCONNECTED with 1006");
+                ok(flood_disconnected_usec > start + 1400000 && flood_disconnected_usec < end,
+                   "after its timeout_ms (1.5 s) without progress, while the client still lived "
+                   "(%.1f s)",
+                   (double) (flood_disconnected_usec - start) / 1e6);
+        }
+
         /* Everything closes: the connections go with their server streams. */
         echo = ss_stream_free(echo);
         tls = ss_stream_free(tls);
         bin = ss_stream_free(bin);
         push_server = ss_stream_free(push_server);
+        flood = ss_stream_free(flood);
         is_int(ss_context_n_streams(ctx), 0, "no stream left");
         ctx = ss_context_free(ctx);
         event = sd_event_unref(event);

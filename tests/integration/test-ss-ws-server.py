@@ -19,6 +19,9 @@
 #   badutf8    a text frame that is not UTF-8: CLOSE 1007
 #   toobig     a frame header announcing 17 MiB: CLOSE 1009 (before any payload)
 #   badopcode  a frame with opcode 3: CLOSE 1002
+#   stall      upgrades (subprotocol flood) and then reads nothing for 5 s while
+#              the server sends an endless message: the server must give up on
+#              its own (the C side checks when)
 # Handshakes refused (the status line is checked):
 #   version    Sec-WebSocket-Version: 8: 426 with Sec-WebSocket-Version: 13
 #   noproto    no subprotocol offered: 400
@@ -30,6 +33,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 
 import websockets
 
@@ -232,6 +236,13 @@ def case_refused(port, how):
 def main():
     case, port = sys.argv[1], int(sys.argv[2])
     ca = sys.argv[3] if len(sys.argv) > 3 else None
+    if case == "stall":
+        s, answer = raw_handshake(port, protocol="flood")
+        if not answer.startswith(b"HTTP/1.1 101 "):
+            fail("handshake: %r" % answer[:60])
+        time.sleep(5)
+        s.close()
+        return
     if case in ("version", "noproto", "badkey"):
         case_refused(port, case)
         return
