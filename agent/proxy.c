@@ -8,6 +8,18 @@
  * what the client was last told (a hash per entry), before every payload
  * start and every state, so a response header reaches the client before the
  * body and before QOS_ACK_REMOTE.
+ *
+ * Work that must not run inside an engine callback (asking for the next tx
+ * after a message ended: the protocols clear their tx request when the
+ * callback returns with EOM) and the send credit check after the onward
+ * stream wrote (h2 spends its window only once the callback returned) run
+ * from one zero-delay timer, the kick.
+ *
+ * Send credit (TXCR_UPDATE, as upstream: a signed addition to what the client
+ * was told before): while ss_stream_tx_credit() knows the onward stream's
+ * credit, every state, rx piece, tx pull and written output compares it with
+ * what the client knows and sends the difference. The count starts again from
+ * zero after DISCONNECTED, on both sides.
  */
 #include "proxy.h"
 
@@ -33,6 +45,11 @@ struct ProxyStream {
         uint32_t buflen;
         bool freeing;
 
+        Timer kick;
+        bool kick_request_tx; /* the kick asks the onward stream for tx */
+        bool credit_known;    /* the client was told a credit since the last connection */
+        int64_t credit;       /* what the client was told */
+
         bool rx_paused;
         bool rx_in_message; /* SOM sent to the client, EOM not yet */
 
@@ -41,7 +58,8 @@ struct ProxyStream {
         uint64_t tx_consumed;                  /* bytes taken since the start */
         uint64_t tx_marks[PROXY_TX_MARKS_MAX]; /* absolute offsets of message ends */
         size_t n_tx_marks;
-        bool tx_requested; /* request_tx called, tx callback not yet */
+        bool tx_requested;  /* request_tx called, tx callback not yet */
+        bool tx_in_message; /* a message started onward, its EOM not yet */
         bool input_paused;
 
         /* What the client knows of each metadata entry: FNV-1a of the value, 0 = none. */
@@ -117,6 +135,50 @@ static void sync_metadata(ProxyStream *p)
         }
 }
 
+static void sync_credit(ProxyStream *p)
+{
+        int64_t c = p->stream ? ss_stream_tx_credit(p->stream) : -1, delta;
+        uint8_t *o;
+        int r = 0;
+
+        if (c < 0)
+                return;
+        c = MIN(c, (int64_t) INT32_MAX);
+        delta = c - (p->credit_known ? p->credit : 0);
+        if (p->credit_known && delta == 0)
+                return;
+        o = outbuf_reserve(p->out, FRAME_HEADER_SIZE + 4, &r);
+        if (!o)
+                return; /* told at the next change */
+        outbuf_commit(p->out,
+                      (size_t) frame_encode_u32(o, FRAME_RX_CREDIT, (uint32_t) (int32_t) delta));
+        p->credit = c;
+        p->credit_known = true;
+}
+
+static void on_kick(Timer *timer, void *userdata)
+{
+        ProxyStream *p = userdata;
+
+        if (!p->stream)
+                return;
+        if (p->kick_request_tx) {
+                p->kick_request_tx = false;
+                (void) ss_stream_request_tx(p->stream);
+        }
+        sync_credit(p);
+        proxy_wake(p);
+}
+
+static void kick(ProxyStream *p)
+{
+        /* Deadline 0: due at once, not coalesced up to the time source's accuracy. */
+        if (p->stream && !timer_is_armed(&p->kick))
+                (void) scheduler_schedule_at(
+                    ss_context_get_scheduler(ss_stream_get_context(p->stream)), &p->kick,
+                    TIMER_LIST_NORMAL, 0);
+}
+
 static void rx_pause_if_full(ProxyStream *p)
 {
         if (!p->rx_paused && p->stream && outbuf_pending(p->out) >= p->buflen) {
@@ -158,6 +220,7 @@ static SsResult on_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t le
         } while (off < len);
         if (flags & SS_FLAG_EOM)
                 p->rx_in_message = false;
+        sync_credit(p);
         rx_pause_if_full(p);
         proxy_wake(p);
         return SS_OK;
@@ -205,7 +268,8 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         p->tx_off += n;
         p->tx_consumed += n;
         *len = n;
-        *flags = eom ? SS_FLAG_EOM : 0;
+        *flags = (p->tx_in_message ? 0 : SS_FLAG_SOM) | (eom ? SS_FLAG_EOM : 0);
+        p->tx_in_message = !eom;
         if (eom) {
                 p->n_tx_marks--;
                 memmove(p->tx_marks, p->tx_marks + 1, p->n_tx_marks * sizeof(p->tx_marks[0]));
@@ -213,11 +277,15 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         if (p->tx_off == p->tx_len)
                 p->tx_off = p->tx_len = 0;
         tx_input_check(p);
-        /* The next message waits for a request_tx (the engine stops pulling after EOM). */
+        /*
+         * The next message waits for a request_tx: the engine stops pulling
+         * after EOM, and forgets a request made from inside this callback.
+         */
         if (eom && (tx_available(p) > 0 || p->n_tx_marks > 0) && !p->tx_requested) {
                 p->tx_requested = true;
-                (void) ss_stream_request_tx(s);
+                p->kick_request_tx = true;
         }
+        kick(p); /* the credit changes once the protocol has written what we gave */
         return SS_OK;
 }
 
@@ -235,6 +303,7 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 break;
         case SS_STATE_DISCONNECTED:
                 p->rx_in_message = false;
+                p->tx_in_message = false;
                 break;
         case SS_STATE_CONNECTED:
         case SS_STATE_UNREACHABLE:
@@ -260,6 +329,11 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         if (queue_connstate(p, state, ack) < 0)
                 log_warning("client %" PRIu64 ": %s: cannot queue state %s", p->client_id,
                             p->streamtype, ss_state_to_string(state));
+        if (state == SS_STATE_DISCONNECTED) {
+                p->credit_known = false;
+                p->credit = 0;
+        } else
+                sync_credit(p);
         proxy_wake(p);
         return SS_OK;
 }
@@ -347,6 +421,7 @@ int proxy_stream_new(ProxyStream **ret, SsContext *ss, const char *streamtype,
         if (ops)
                 p->ops = *ops;
         p->userdata = userdata;
+        timer_init(&p->kick, on_kick, p);
         p->buflen =
             st->proxy_buflen == 0 ? PROXY_BUFLEN_DEFAULT : MAX(st->proxy_buflen, PROXY_BUFLEN_MIN);
 
@@ -377,6 +452,7 @@ ProxyStream *proxy_stream_free(ProxyStream *p)
         if (!p)
                 return NULL;
         p->freeing = true;
+        timer_cancel(&p->kick);
         if (p->stream) {
                 ss_stream_change_handlers(p->stream, on_rx_gone, on_tx_gone, on_state_gone);
                 ss_stream_free(p->stream);
@@ -474,7 +550,10 @@ int proxy_stream_on_frame(ProxyStream *p, const Frame *f, char *err, size_t err_
         case FRAME_TX_METADATA:
                 return on_metadata(p, f, err, err_size);
         case FRAME_TX_CREDIT:
-                /* Credit only means something for h2 and mqtt, which have no proxy path yet. */
+                /*
+                 * What the client lets us send it: its reading of the socket is
+                 * our flow control already (proxy_buflen), so nothing to do.
+                 */
                 return 0;
         case FRAME_TIMEOUT_UPDATE:
                 if (!p->stream)
@@ -506,10 +585,13 @@ int proxy_stream_on_frame(ProxyStream *p, const Frame *f, char *err, size_t err_
 
 void proxy_stream_on_output_written(ProxyStream *p)
 {
-        if (p && p->rx_paused && p->stream && outbuf_pending(p->out) <= p->buflen / 2) {
+        if (!p || !p->stream)
+                return;
+        if (p->rx_paused && outbuf_pending(p->out) <= p->buflen / 2) {
                 p->rx_paused = false;
                 ss_stream_pause_rx(p->stream, false);
         }
+        sync_credit(p);
 }
 
 uint32_t proxy_stream_get_buflen(const ProxyStream *p)

@@ -10,6 +10,11 @@
  * buffer holds less than the buffer size the agent announced; received
  * payload is read only from smd_stream_process(), so an application that does
  * not call it stops the agent's reading of the onward connection.
+ *
+ * Send credit: the agent's TXCR_UPDATE frames are additions to the credit it
+ * reported before; their sum is the onward stream's credit. It is unknown
+ * (-1) until the first one, and again after DISCONNECTED or a lost link,
+ * where the agent starts its count from zero too.
  */
 #include <errno.h>
 #include <poll.h>
@@ -71,10 +76,12 @@ struct smd_stream {
         bool destroy_requested;
 
         /* Wishes to carry over link losses. */
-        bool connect_pending; /* send ONWARD_CONNECT when up */
-        bool in_transaction;  /* asked to connect or sent payload, no end state yet */
-        bool tx_wanted;       /* pull from tx */
-        bool tx_in_message;   /* SOM sent, EOM not yet */
+        bool connect_pending;  /* send ONWARD_CONNECT when up */
+        bool in_transaction;   /* asked to connect or sent payload, no end state yet */
+        bool tx_wanted;        /* pull from tx */
+        bool tx_requested;     /* request_tx during a tx callback: the next message */
+        bool tx_len_requested; /* ... and it was request_tx_len */
+        bool tx_in_message;    /* SOM sent, EOM not yet */
         bool has_tx_len, tx_len_sent;
         uint64_t tx_len;
         bool has_timeout;
@@ -82,6 +89,8 @@ struct smd_stream {
 
         StreamMetadata metadata[STREAM_METADATA_MAX];
         size_t n_metadata;
+
+        int64_t tx_credit; /* -1: unknown */
 
         uint8_t *tx_buf;
         char error[256];
@@ -157,6 +166,7 @@ static void link_close(smd_stream *s)
 {
         s->fd = safe_close(s->fd);
         s->link = STREAM_LINK_DOWN;
+        s->tx_credit = -1;
         s->in.len = 0;
         outbuf_clear(&s->out);
         s->retry_at = now_usec(CLOCK_MONOTONIC) + STREAM_RETRY_USEC;
@@ -302,6 +312,8 @@ static void on_frame(smd_stream *s, const Frame *f)
                 case SMD_SS_STATE_DISCONNECTED:
                 case SMD_SS_STATE_TIMEOUT:
                         s->in_transaction = false;
+                        if (f->connstate.state == SMD_SS_STATE_DISCONNECTED)
+                                s->tx_credit = -1;
                         break;
                 case SMD_SS_STATE_DESTROYING:
                         /* The agent is going away, or dropped its stream: link again. */
@@ -320,8 +332,14 @@ static void on_frame(smd_stream *s, const Frame *f)
                         (void) metadata_store(m, f->metadata.value, f->metadata.value_len);
                 return;
         }
-        case FRAME_RX_CREDIT:
+        case FRAME_RX_CREDIT: {
+                int64_t c = (s->tx_credit < 0 ? 0 : s->tx_credit) + f->credit;
+
+                if (s->link != STREAM_LINK_UP)
+                        break;
+                s->tx_credit = MAX(MIN(c, (int64_t) INT32_MAX), (int64_t) 0);
                 return;
+        }
         case FRAME_STREAMTYPE:
         case FRAME_ONWARD_CONNECT:
         case FRAME_DESTROYING:
@@ -383,11 +401,19 @@ static void stream_pull_tx(smd_stream *s)
                 unsigned flags = 0;
                 int r;
 
+                if (s->has_tx_len && !s->tx_len_sent && !s->tx_in_message) {
+                        /* Asked for inside a callback: sent before the message it announces. */
+                        (void) send_u32(s, FRAME_PAYLOAD_LENGTH_HINT,
+                                        (uint32_t) MIN(s->tx_len, UINT32_MAX));
+                        s->tx_len_sent = true;
+                }
                 if (!s->tx_buf) {
                         s->tx_buf = malloc(STREAM_TX_CHUNK);
                         if (!s->tx_buf)
                                 return;
                 }
+                s->tx_requested = false;
+                s->tx_len_requested = false;
                 s->in_callback++;
                 r = s->tx(s, s->userdata, s->tx_buf, &len, &flags);
                 s->in_callback--;
@@ -422,8 +448,9 @@ static void stream_pull_tx(smd_stream *s)
                 s->in_transaction = true;
                 if (flags & SMD_SS_FLAG_EOM) {
                         s->tx_in_message = false;
-                        s->tx_wanted = false;
-                        s->has_tx_len = false;
+                        /* One request, one message; a request made in the callback is the next. */
+                        s->tx_wanted = s->tx_requested;
+                        s->has_tx_len = s->tx_len_requested;
                 }
         }
 }
@@ -561,6 +588,7 @@ _public_ int smd_stream_new(smd_stream **ret, const char *socket_path, const cha
         if (!s)
                 return -ENOMEM;
         s->fd = -EBADF;
+        s->tx_credit = -1;
         s->rx = rx;
         s->tx = tx;
         s->state = state;
@@ -627,6 +655,7 @@ _public_ int smd_stream_request_tx(smd_stream *s)
         if (!s)
                 return -EINVAL;
         s->tx_wanted = true;
+        s->tx_requested = true;
         stream_update_sources(s);
         return 0;
 }
@@ -637,9 +666,12 @@ _public_ int smd_stream_request_tx_len(smd_stream *s, uint64_t len)
                 return -EINVAL;
         s->has_tx_len = true;
         s->tx_len = len;
+        s->tx_len_sent = false;
         s->tx_wanted = true;
+        s->tx_requested = true;
+        s->tx_len_requested = true;
         s->in_transaction = true;
-        if (s->link == STREAM_LINK_UP) {
+        if (s->link == STREAM_LINK_UP && !s->in_callback) {
                 (void) send_u32(s, FRAME_PAYLOAD_LENGTH_HINT, (uint32_t) len);
                 s->tx_len_sent = true;
         }
@@ -736,6 +768,11 @@ _public_ void smd_stream_change_handlers(smd_stream *s, smd_stream_rx_t rx, smd_
                 s->tx = tx;
         if (state)
                 s->state = state;
+}
+
+_public_ int64_t smd_stream_tx_credit(smd_stream *s)
+{
+        return s ? s->tx_credit : -1;
 }
 
 _public_ void *smd_stream_get_userdata(smd_stream *s)

@@ -6,8 +6,7 @@
 # that stops reading during a 100 MiB download keeps the agent's memory within
 # proxy_buflen plus a constant, and the download then completes byte-exact),
 # access control for an unprivileged user and for server streamtypes, and an
-# agent restarted under a connected client.
-# h2, ws and mqtt streamtypes wait for their protocols in the engine.
+# agent restarted under a connected client. h2, ws and mqtt: test-proxy-protocols.sh.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
 : "${SMDAGENT:?}" "${SMDCTL:?}" "${STREAM_GET:?}" "${PROXY_CLIENT:?}"

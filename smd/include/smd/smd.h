@@ -182,6 +182,14 @@ int smd_stream_get_metadata(smd_stream *s, const char *name, const char **ret_va
                             size_t *ret_len);
 int smd_stream_start_timeout(smd_stream *s, uint32_t timeout_ms);
 int smd_stream_cancel_timeout(smd_stream *s);
+/*
+ * Send credit of the agent's onward stream: the bytes its peer lets it send
+ * now without waiting (h2: the smaller of the stream's and the connection's
+ * flow-control window), as the agent last reported it (TXCR_UPDATE). -1 when
+ * unknown: before the first report, after DISCONNECTED, while the link to
+ * the agent is down, for protocols without credit, or for a NULL s.
+ */
+int64_t smd_stream_tx_credit(smd_stream *s);
 /* Replace the callbacks; NULL keeps the current one. */
 void smd_stream_change_handlers(smd_stream *s, smd_stream_rx_t rx, smd_stream_tx_t tx,
                                 smd_stream_state_t state);
