@@ -798,6 +798,219 @@ out:
         rec_init(&r);
 }
 
+/* ---- several streams on one connection ------------------------------------------------- */
+
+/* Whole messages from tx_text, one piece each (the streams send at the same time). */
+static SsResult rec_tx_whole(SsStream *s, void *userdata, uint8_t *buf, size_t *len,
+                             unsigned *flags)
+{
+        Rec *r = userdata;
+        size_t n = strlen(r->tx_text);
+
+        memcpy(buf, r->tx_text, n);
+        *len = n;
+        *flags = SS_FLAG_SOM | SS_FLAG_EOM;
+        r->n_tx_messages++;
+        return SS_OK;
+}
+
+static const SsStreamHandlers whole_handlers = {
+    .rx = rec_rx, .tx = rec_tx_whole, .state = rec_state};
+
+static bool pub_run(const char *topic, const char *message, const char *qos)
+{
+        char port[8];
+
+        snprintf(port, sizeof(port), "%u", (unsigned) port_plain);
+        const char *argv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t",
+                              topic,           "-m", message,     "-q", qos,  NULL};
+        return peers_run(argv) == 0;
+}
+
+typedef struct Shared {
+        Rec rec[3];
+        SsStream *s[3];
+} Shared;
+
+static bool shared_all(Shared *sh, bool (*done)(Rec *, unsigned), unsigned n, unsigned ms)
+{
+        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
+
+        for (;;) {
+                bool all = true;
+
+                for (size_t i = 0; i < 3; i++)
+                        all = all && (!sh->s[i] || done(&sh->rec[i], n));
+                if (all)
+                        return true;
+                if (peers_now_usec() > end)
+                        return false;
+                (void) sd_event_run(event, 20000);
+        }
+}
+
+static bool done_logged(Rec *r, unsigned n)
+{
+        return r->n_messages >= n;
+}
+
+static void test_shared(void)
+{
+        static const char *const types[] = {"sha", "shb", "shc"};
+        const char *connects[] = {"New client connected from", " as smd-", NULL};
+        const char *unsubscribes[] = {"Received UNSUBSCRIBE from smd-", NULL};
+        const char *dups[] = {"Received PUBLISH from smd-", "d1, q1", NULL};
+        Shared sh = {};
+        unsigned before, n, dups_before;
+        Sub sub;
+        char *out;
+
+        for (size_t i = 0; i < 3; i++) {
+                rec_init(&sh.rec[i]);
+                if (ss_stream_new(&sh.s[i], ctx, types[i], &whole_handlers, &sh.rec[i]) < 0)
+                        goto out;
+        }
+        before = log_count(connects);
+        for (size_t i = 0; i < 3; i++)
+                (void) ss_stream_client_connect(sh.s[i]);
+        ok(shared_all(&sh, done_connected, 1, 10000),
+           "shared: three streams CONNECTED (%s | %s | %s)", sh.rec[0].states, sh.rec[1].states,
+           sh.rec[2].states);
+        is_int(log_count(connects) - before, 1, "shared: the broker saw one client connection");
+        is_int(ss_context_n_streams(ctx), 3, "shared: three streams");
+
+        /* Each gets its own topics: sh/a, sh/b/#, sh/c/+. */
+        ok(pub_run("sh/b/x", "to-b", "1"), "shared: mosquitto_pub sh/b/x");
+        ok(pub_run("sh/other", "nobody", "0"), "shared: mosquitto_pub sh/other");
+        ok(pub_run("sh/c/y", "to-c", "0"), "shared: mosquitto_pub sh/c/y");
+        ok(pub_run("sh/a", "to-a", "1"), "shared: mosquitto_pub sh/a");
+        ok(pub_run("sh/c/y/z", "deeper", "0"), "shared: mosquitto_pub sh/c/y/z");
+        ok(pub_run("sh/b/x/y", "to-b2", "0"), "shared: mosquitto_pub sh/b/x/y");
+        ok(shared_all(&sh, done_logged, 1, 10000), "shared: each stream received");
+        run_for(300); /* anything misrouted would have arrived by now */
+        is_str(sh.rec[0].log, "to-a|", "shared: sha got only sh/a");
+        is_str(sh.rec[1].log, "to-b|to-b2|", "shared: shb got only sh/b/#");
+        is_str(sh.rec[2].log, "to-c|", "shared: shc got only sh/c/+");
+        is_str(sh.rec[1].topic, "sh/b/x/y", "shared: shb's topic metadata");
+
+        /* QoS 1 from all three at once: each PUBACK reaches the stream that sent it. */
+        if (!ok(sub_start(&sub, "sh/out/#", 6, "1"), "shared: mosquitto_sub on sh/out/#"))
+                goto out;
+        for (size_t i = 0; i < 3; i++) {
+                sh.rec[i].tx_text = types[i];
+                (void) ss_stream_request_tx(sh.s[i]);
+        }
+        ok(shared_all(&sh, done_acked, 1, 10000), "shared: each stream got its QOS_ACK_REMOTE");
+        for (size_t i = 0; i < 3; i++) {
+                (void) ss_stream_request_tx(sh.s[i]);
+                (void) ss_stream_request_tx(sh.s[i]); /* coalesces with the one before */
+        }
+        ok(shared_all(&sh, done_acked, 2, 10000), "shared: and a second one each");
+        run_for(200);
+        for (size_t i = 0; i < 3; i++)
+                is_int(sh.rec[i].count[SS_STATE_QOS_ACK_REMOTE], 2,
+                       "shared: %s: exactly its two acks", types[i]);
+        out = sub_finish(&sub);
+        {
+                unsigned a = 0, b = 0, c = 0;
+
+                for (char *p = out; (p = strstr(p, "sh")); p++)
+                        a += strncmp(p, "sha\n", 4) == 0, b += strncmp(p, "shb\n", 4) == 0,
+                            c += strncmp(p, "shc\n", 4) == 0;
+                ok(a == 2 && b == 2 && c == 2, "shared: mosquitto_sub saw two of each (%s)", out);
+        }
+        free(out);
+
+        /* One stream goes: its filter is unsubscribed, the others go on on the same connection. */
+        before = log_count(unsubscribes);
+        n = log_count(connects);
+        sh.s[1] = ss_stream_free(sh.s[1]);
+        is_str(
+            sh.rec[1].states,
+            "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE QOS_ACK_REMOTE DISCONNECTED DESTROYING",
+            "shared: shb destroyed cleanly");
+        for (int i = 0; i < 300 && log_count(unsubscribes) == before; i++)
+                run_for(10);
+        is_int(log_count(unsubscribes) - before, 1, "shared: the broker got shb's UNSUBSCRIBE");
+        ok(pub_run("sh/b/x", "late-b", "0"), "shared: mosquitto_pub sh/b/x");
+        ok(pub_run("sh/a", "again-a", "0"), "shared: mosquitto_pub sh/a");
+        ok(pub_run("sh/c/q", "again-c", "0"), "shared: mosquitto_pub sh/c/q");
+        ok(shared_all(&sh, done_logged, 2, 10000), "shared: the other two still receive");
+        is_str(sh.rec[0].log, "to-a|again-a|", "shared: sha");
+        is_str(sh.rec[2].log, "to-c|again-c|", "shared: shc");
+        is_int(log_count(connects), n, "shared: still the same connection");
+        for (size_t i = 0; i < 3; i += 2)
+                is_int(sh.rec[i].count[SS_STATE_DISCONNECTED], 0, "shared: %s still connected",
+                       types[i]);
+
+        /* The broker restarted with QoS 1 messages in flight: both reconnect on one connection. */
+        dups_before = log_count(dups);
+        broker_kill(SIGSTOP);
+        sh.rec[0].tx_text = "alpha";
+        sh.rec[2].tx_text = "gamma";
+        (void) ss_stream_request_tx(sh.s[0]);
+        (void) ss_stream_request_tx(sh.s[2]);
+        ok(shared_all(&sh, done_sent, 3, 5000), "shared: QoS 1 messages sent to a frozen broker");
+        broker_kill(SIGKILL);
+        ok(shared_all(&sh, done_disconnected, 1, 10000), "shared: both DISCONNECTED (%s | %s)",
+           sh.rec[0].states, sh.rec[2].states);
+        before = log_count(connects);
+        if (!ok(broker_start(), "shared: the broker is back"))
+                goto out;
+        if (!ok(sub_start(&sub, "sh/out/#", 2, "1"), "shared: mosquitto_sub on sh/out/#"))
+                goto out;
+        ok(shared_all(&sh, done_connected, 2, 15000), "shared: both CONNECTED again (%s | %s)",
+           sh.rec[0].states, sh.rec[2].states);
+        ok(shared_all(&sh, done_acked, 3, 15000), "shared: the QoS 1 messages acked");
+        out = sub_finish(&sub);
+        ok(strstr(out, "alpha\n") && strstr(out, "gamma\n"),
+           "shared: mosquitto_sub saw both after the restart (%s)", out);
+        free(out);
+        is_int(log_count(dups) - dups_before, 2, "shared: both sent again with DUP");
+        is_int(log_count(connects) - before, 1, "shared: one connection after the restart");
+        ok(pub_run("sh/a", "after-a", "1") && pub_run("sh/c/r", "after-c", "1"),
+           "shared: mosquitto_pub after the restart");
+        ok(shared_all(&sh, done_logged, 3, 10000), "shared: both subscribed again");
+        is_str(sh.rec[0].log, "to-a|again-a|after-a|", "shared: sha after the restart");
+        is_str(sh.rec[2].log, "to-c|again-c|after-c|", "shared: shc after the restart");
+out:
+        for (size_t i = 0; i < 3; i++) {
+                ss_stream_free(sh.s[i]);
+                rec_init(&sh.rec[i]);
+        }
+}
+
+/* Two streams naming one client id share its connection rather than take it from each other. */
+static void test_same_id(void)
+{
+        const char *connects[] = {"New client connected from", " as smd-it-same", NULL};
+        const char *takeovers[] = {"smd-it-same", "already connected", NULL};
+        Shared sh = {};
+        unsigned before;
+
+        for (size_t i = 0; i < 2; i++) {
+                rec_init(&sh.rec[i]);
+                if (ss_stream_new(&sh.s[i], ctx, i ? "ka" : "valid", &whole_handlers, &sh.rec[i]) <
+                    0)
+                        goto out;
+                (void) ss_stream_set_metadata(sh.s[i], "client_id", "smd-it-same", 11);
+        }
+        before = log_count(connects);
+        for (size_t i = 0; i < 2; i++)
+                (void) ss_stream_client_connect(sh.s[i]);
+        ok(shared_all(&sh, done_connected, 1, 10000), "same id: both CONNECTED");
+        run_for(500);
+        is_int(log_count(connects) - before, 1, "same id: one connection");
+        is_int(log_count(takeovers), 0, "same id: no session taken over");
+        is_int(sh.rec[0].count[SS_STATE_DISCONNECTED] + sh.rec[1].count[SS_STATE_DISCONNECTED], 0,
+               "same id: neither dropped");
+out:
+        for (size_t i = 0; i < 2; i++) {
+                ss_stream_free(sh.s[i]);
+                rec_init(&sh.rec[i]);
+        }
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static char *policy_json(void)
@@ -841,10 +1054,17 @@ static char *policy_json(void)
                      "\"mqtt_birth_message\":\"online\",\"mqtt_birth_qos\":1,"
                      "\"mqtt_birth_retain\":true,\"metadata\":[{\"client_id\":\"\"}]}},"
                      "{\"nack\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_topic\":\"it/nack\","
-                     "\"mqtt_qos\":1,\"nailed_up\":true,\"retry\":\"two\"}}"
+                     "\"mqtt_qos\":1,\"nailed_up\":true,\"retry\":\"two\"}},"
+                     "{\"sha\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_subscribe\":\"sh/a\","
+                     "\"mqtt_topic\":\"sh/out/a\",\"mqtt_qos\":1,\"retry\":\"fast\"}},"
+                     "{\"shb\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_subscribe\":\"sh/b/#\","
+                     "\"mqtt_topic\":\"sh/out/b\",\"mqtt_qos\":1,\"retry\":\"fast\","
+                     "\"metadata\":[{\"topic\":\"\"}]}},"
+                     "{\"shc\":{\"endpoint\":\"mqtt://127.0.0.1:%u\",\"mqtt_subscribe\":\"sh/c/+\","
+                     "\"mqtt_topic\":\"sh/out/c\",\"mqtt_qos\":1,\"retry\":\"fast\"}}"
                      "]}",
                      certs.ca_pem, p, p, p, p, p, p, (unsigned) port_tls, p, (unsigned) port_auth,
-                     p, (unsigned) port_fake) < 0)
+                     p, (unsigned) port_fake, p, p, p) < 0)
                 return NULL;
         return json;
 }
@@ -904,6 +1124,8 @@ int main(void)
                 test_nack(&fake);
         fake_stop(&fake);
         test_restart();
+        test_shared();
+        test_same_id();
 
         ctx = ss_context_free(ctx);
         event = sd_event_unref(event);
