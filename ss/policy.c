@@ -1536,6 +1536,7 @@ const StreamtypeKey streamtype_keys[] = {
     IGNORED("use_auth", -1),
     IGNORED("via-socks5", json_type_string),
     BOOL("ws_binary", GROUP_WS, ws.binary),
+    UINT("ws_max_message", GROUP_WS, ws.max_message, POLICY_WS_MAX_MESSAGE_MAX, NULL),
     IGNORED("ws_prioritize_reads", json_type_boolean),
     STR("ws_subprotocol", GROUP_WS, ws.subprotocol, NULL),
 };

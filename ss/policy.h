@@ -49,6 +49,7 @@
 #define POLICY_ACCESS_RULES_MAX    64u
 #define POLICY_ERRORS_MAX          100u                 /* errors kept per source */
 #define POLICY_PROXY_BUFLEN_MAX    (4u * 1024u * 1024u) /* proxy_buflen */
+#define POLICY_WS_MAX_MESSAGE_MAX  (1u << 30)           /* ws_max_message: 1 GiB */
 #define POLICY_FETCH_INTERVAL_MAX  604800u              /* fetch_policy_interval_s: a week */
 #define POLICY_CPD_INTERVAL_MAX    86400u               /* cpd_interval_s: a day */
 #define POLICY_CPD_TIMEOUT_MAX     60u                  /* cpd_timeout_s */
@@ -190,6 +191,7 @@ typedef struct PolicyStreamtype {
         struct {
                 char *subprotocol;
                 bool binary;
+                uint32_t max_message; /* server: largest message received; 0: 16 MiB */
         } ws;
 
         struct {

@@ -17,7 +17,8 @@
  *   (a 0-byte message is one empty piece with both), text and binary alike,
  *   fragments joined, control frames between fragments handled on the side.
  *   Client frames must be masked; text must be UTF-8; a message may hold at
- *   most SS_SERVER_MAX_BODY bytes. A violation closes this connection only,
+ *   most ws_max_message bytes (default SS_SERVER_MAX_BODY), across its
+ *   fragments. A violation closes this connection only,
  *   with 1002 (protocol), 1007 (UTF-8) or 1009 (size).
  * - tx: one ss_stream_request_tx() gives tx callbacks while the socket takes
  *   the bytes until one sets SS_FLAG_EOM or returns SS_TX_DONT_SEND; each
@@ -594,6 +595,7 @@ int ws_server_conn_new(WsServerConn **ret, SsStream *s, int fd, gnutls_session_t
                        uint64_t stall_usec)
 {
         sd_event *event = s->context->event;
+        WsParserOptions options;
         WsServerConn *w;
         int r;
 
@@ -622,8 +624,11 @@ int ws_server_conn_new(WsServerConn **ret, SsStream *s, int fd, gnutls_session_t
         r = ws_handshake_accept(req->key, w->accept);
         if (r < 0)
                 goto fail;
-        r = ws_parser_new(&w->parser, &(WsParserOptions){.role = WS_ROLE_SERVER,
-                                                         .max_message_size = SS_SERVER_MAX_BODY});
+        options = (WsParserOptions){
+            .role = WS_ROLE_SERVER,
+            .max_message_size = s->st->ws.max_message ? s->st->ws.max_message : SS_SERVER_MAX_BODY,
+        };
+        r = ws_parser_new(&w->parser, &options);
         if (r < 0)
                 goto fail;
         r = sd_event_add_io(event, &w->io, fd, EPOLLIN, on_ws_io, w);

@@ -6,8 +6,8 @@
  * sent back in frames, a message the client fragmented), a PING answered,
  * close codes both ways (the client's 4001 echoed and delivered as the ack
  * of DISCONNECTED, SS_DISCONNECT_ME giving 1000), binary with ws_binary, the
- * same over TLS; refused handshakes (426 with the version, 400); 100 clients
- * each receiving a counter pushed with ss_stream_server_foreach(); bad frames
+ * same over TLS; ws_max_message across fragments (1009); refused handshakes (426 with the version,
+ * 400); 100 clients each receiving a counter pushed with ss_stream_server_foreach(); bad frames
  * (unmasked, not UTF-8, too big, unknown opcode) closing only their
  * connection with 1002/1007/1009 while another client keeps its echo; a
  * client that upgrades and never reads while the server sends an endless
@@ -324,7 +324,7 @@ static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t pus
                      "\"tls\":true,\"server_cert\":\"scert\",\"server_key\":\"skey\","
                      "\"ws_subprotocol\":\"echo.v1\"}},"
                      "{\"wsbin\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true}},"
+                     "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true,\"ws_max_message\":4096}},"
                      "{\"wspush\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
                      "\"ws_subprotocol\":\"counter\"}},"
                      "{\"wsflood\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
@@ -411,6 +411,10 @@ int main(void)
         ok(wait_ack(from, 4001), "wss: close code 4001 delivered");
 
         is_int(client("binary", port[2], NULL), 0, "binary echo with ws_binary, fragmented too");
+        from = n_acks;
+        is_int(client("limit", port[2], NULL), 0,
+               "ws_max_message 4096: 4096 bytes echoed, 4097 in two fragments closed with 1009");
+        ok(wait_ack(from, 1009), "DISCONNECTED with 1009");
 
         from = n_acks;
         is_int(client("servclose", port[0], NULL), 0, "SS_DISCONNECT_ME from rx closes with 1000");

@@ -11,6 +11,8 @@
 #   binary     binary messages echoed as binary, one fragmented with an empty
 #              fragment
 #   servclose  "close-me" makes the application disconnect: close code 1000
+#   limit      against ws_max_message 4096: a 4096-byte message echoed, then one
+#              of 3000 + 1097 bytes in two fragments: CLOSE 1009
 #   many       100 clients each see three increasing counter values pushed
 # Cases with hand-made bytes (what a well-behaved client will not send), each
 # with a python3-websockets client connected throughout whose echo must still
@@ -101,6 +103,19 @@ async def case_binary(port, ca):
     if got != b"\x00\x01\x02\xff":
         fail("fragmented binary echo: %r" % got)
     await ws.close()
+
+
+async def case_limit(port, ca):
+    ws = await connect(port, ca)
+    await expect_echo(ws, bytes(4096))
+    await ws.send([bytes(3000), bytes(1097)])
+    try:
+        await asyncio.wait_for(ws.recv(), 10)
+        fail("an echo instead of the close")
+    except websockets.ConnectionClosed as e:
+        if e.rcvd is None or e.rcvd.code != 1009:
+            fail("close from the server: %r" % e.rcvd)
+    diag("4097 bytes in two fragments: closed with 1009")
 
 
 async def case_servclose(port, ca):
