@@ -5,11 +5,16 @@
  * client's uid (open refused or not), then each operation byte either feeds a
  * client frame (TX_PAYLOAD, METADATA, TIMEOUT_UPDATE, ... taken from the
  * input), or plays the onward stream: rx of input bytes with fuzzed SOM/EOM,
- * a tx pull, a legal state change, or the client draining its output. The
- * engine runs without an event loop, its connections refused, so nothing
- * leaves the process. Checks: no crash, no leak, and the bounds: the output
- * stays within proxy_buflen plus one rx piece, the TX buffer within
- * proxy_buflen plus one frame.
+ * a tx pull, a legal state change, the client draining its output, the
+ * engine's due timers (the proxy's kick among them), or a new send credit of
+ * the onward stream (a stand-in protocol op answers ss_stream_tx_credit()
+ * for h1, ws, h2 and mqtt streamtypes alike). The engine runs without an
+ * event loop, its connections refused, so nothing leaves the process.
+ * Checks: no crash, no leak, the bounds (the output stays within
+ * proxy_buflen plus one rx piece, the TX buffer within proxy_buflen plus
+ * one frame), and what the client reads: valid frames only, and TXCR_UPDATE
+ * additions that sum, since the last DISCONNECTED, to the credit the stream
+ * had when they were sent.
  */
 #include <assert.h>
 #include <errno.h>
@@ -31,9 +36,58 @@ static const char policy_json[] =
     "\"http_method\":\"PUT\",\"timeout_ms\":1000}},"
     "{\"srv\":{\"endpoint\":\"127.0.0.1\",\"port\":9,\"protocol\":\"h1\",\"server\":true}},"
     "{\"root\":{\"endpoint\":\"127.0.0.1\",\"port\":9,\"protocol\":\"h1\",\"allow\":[\"0\"]}},"
-    "{\"ws\":{\"endpoint\":\"127.0.0.1\",\"port\":9,\"protocol\":\"ws\"}}]}";
+    "{\"ws\":{\"endpoint\":\"127.0.0.1\",\"port\":9,\"protocol\":\"ws\"}},"
+    "{\"h2\":{\"endpoint\":\"127.0.0.1\",\"port\":9,\"protocol\":\"h2\","
+    "\"http_method\":\"POST\",\"metadata\":[{\"a\":\"X-A:\"}]}},"
+    "{\"mqtt\":{\"endpoint\":\"mqtt://127.0.0.1:9\",\"mqtt_topic\":\"t\","
+    "\"mqtt_subscribe\":\"s\",\"mqtt_qos\":1,\"metadata\":[{\"topic\":\"\"}]}}]}";
 
-static const char *const streamtypes[] = {"get", "put", "srv", "root", "ws", "nope"};
+/* The first six keep the meaning the seed corpus gave them. */
+static const char *const streamtypes[] = {"get", "put", "srv", "root", "ws", "nope", "h2", "mqtt"};
+
+/* The onward stream's send credit, as the input sets it (-1: unknown). */
+static int64_t fuzz_credit = -1;
+static SsProtocolOps fuzz_proto;
+
+/*
+ * The engine's own timers (connecting, retrying) run after states the input
+ * made up: a transition that then follows is illegal for the engine, which
+ * destroys the stream as a release build does, under the proxy.
+ */
+static void on_illegal_transition(SsStream *s, SsState from, SsState to, void *userdata)
+{
+}
+
+static int64_t fuzz_tx_credit(SsStream *s)
+{
+        return fuzz_credit;
+}
+
+/* What the client has read so far: the credit it was told, -1 before any. */
+typedef struct ClientView {
+        int64_t credit;
+} ClientView;
+
+/* Reads every frame the client would read and checks it; then the output is drained. */
+static void client_reads(OutBuffer *out, ClientView *v)
+{
+        size_t off = out->off;
+
+        while (off < out->len) {
+                Frame f;
+                size_t used;
+                int r = frame_parse(out->data + off, out->len - off, FRAME_TO_CLIENT, &f, &used);
+
+                assert(r == 1); /* whole, valid frames only */
+                off += used;
+                if (f.type == FRAME_RX_CREDIT) {
+                        v->credit = (v->credit < 0 ? 0 : v->credit) + f.credit;
+                        assert(v->credit >= 0 && v->credit <= INT32_MAX);
+                } else if (f.type == FRAME_CONNSTATE && f.connstate.state == SS_STATE_DISCONNECTED)
+                        v->credit = -1;
+        }
+        outbuf_clear(out);
+}
 
 static int refuse_transport(Transport **ret, sd_event *event, Resolver *resolver,
                             const TransportOptions *options, const TransportHandlers *handlers,
@@ -53,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         _cleanup_(policy_unrefp) Policy *policy = NULL;
         _cleanup_(ss_context_freep) SsContext *ctx = NULL;
         OutBuffer out = {.max = 1024 * 1024};
+        ClientView view = {.credit = -1};
         ProxyStream *p = NULL;
         Credentials cred = {};
         size_t off = 1;
@@ -67,11 +122,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ss_context_new(&ctx, NULL, policy) < 0)
                 abort();
         ss_context_set_transport_ops(ctx, &fake_ops);
+        ss_context_set_illegal_transition_hook(ctx, on_illegal_transition, NULL);
         cred.uid = data[0] & 0x80 ? 0 : 65534;
-        if (proxy_stream_new(&p, ctx, streamtypes[(data[0] & 0x7f) % 6], &cred, 1, &out, NULL,
-                             NULL) < 0) {
+        fuzz_credit = -1;
+        if (proxy_stream_new(&p, ctx, streamtypes[(data[0] & 0x7f) % ELEMENTSOF(streamtypes)],
+                             &cred, 1, &out, NULL, NULL) < 0) {
                 outbuf_deinit(&out);
                 return 0;
+        }
+        {
+                SsStream *s = proxy_stream_get_stream(p);
+
+                /* The real protocol, but for its credit, which the input decides. */
+                fuzz_proto = *s->proto;
+                fuzz_proto.tx_credit = fuzz_tx_credit;
+                s->proto = &fuzz_proto;
         }
         while (off < size) {
                 uint8_t op = data[off++];
@@ -99,11 +164,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         break;
                 }
                 case 4: {
-                        size_t n = MIN(size - off, (size_t) (op >> 3) * 700u);
+                        size_t n = MIN(size - off, (size_t) (op >> 5) * 1000u);
 
                         if (s && !proxy_stream_is_rx_paused(p))
                                 ss_stream_test_dispatch(
-                                    s, ss_stream_deliver_rx(s, data + off, n, (op >> 1) & 3));
+                                    s, ss_stream_deliver_rx(s, data + off, n, (op >> 3) & 3));
                         off += n;
                         assert(outbuf_pending(&out) <=
                                proxy_stream_get_buflen(p) + 2 * SS_RX_CHUNK + 4096);
@@ -129,12 +194,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         }
                         break;
                 case 7:
-                        outbuf_clear(&out);
-                        proxy_stream_on_output_written(p);
+                        switch ((op >> 3) & 3) {
+                        case 0:
+                                client_reads(&out, &view);
+                                proxy_stream_on_output_written(p);
+                                client_reads(&out, &view);
+                                /* Written output is a moment the agent tells the credit. */
+                                if (s && proxy_stream_get_stream(p) && fuzz_credit >= 0)
+                                        assert(view.credit == MIN(fuzz_credit, INT32_MAX));
+                                break;
+                        case 1: {
+                                /* What is due now: the kick, connecting; retries wait. */
+                                Scheduler *sched = ss_context_get_scheduler(ctx);
+
+                                (void) scheduler_run_due(
+                                    sched, TIMER_LIST_NORMAL,
+                                    op & 0x20 ? UINT64_MAX
+                                              : scheduler_now(sched, TIMER_LIST_NORMAL));
+                                break;
+                        }
+                        case 2:
+                                fuzz_credit = (int64_t) (op >> 5) * 9362 - 1;
+                                break;
+                        case 3:
+                                fuzz_credit = op & 0x20 ? INT64_MAX : -1;
+                                break;
+                        }
                         break;
                 }
         }
 done:
+        client_reads(&out, &view);
         proxy_stream_free(p);
         outbuf_deinit(&out);
         return 0;
