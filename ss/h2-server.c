@@ -64,7 +64,7 @@ struct H2ServerRequest {
         unsigned status;
         uint64_t len, sent;
         uint8_t *out;
-        size_t out_off, out_len;
+        size_t out_off, out_len, out_cap;
 };
 
 struct H2Server {
@@ -500,11 +500,16 @@ static bool request_pull_tx(H2ServerRequest *req)
         unsigned flags = 0;
         SsResult r;
 
+        /* With a known length, no bigger buffer than what is left (small responses are common). */
+        if (req->has_len && req->len - req->sent < SS_TX_CHUNK)
+                len = (size_t) (req->len - req->sent);
         if (!req->out) {
-                req->out = malloc(SS_TX_CHUNK);
+                req->out = malloc(len ? len : 1);
                 if (!req->out)
                         return request_result(req, SS_DESTROY_ME);
-        }
+                req->out_cap = len ? len : 1;
+        } else if (req->out_cap < len)
+                len = req->out_cap;
         r = ss_stream_call_tx(ss_server_conn_get_stream(req->rc), req->out, &len, &flags);
         if (r == SS_TX_DONT_SEND) {
                 req->tx_requested = false;
@@ -512,8 +517,8 @@ static bool request_pull_tx(H2ServerRequest *req)
         }
         if (r != SS_OK)
                 return request_result(req, r);
-        if (len > SS_TX_CHUNK)
-                len = SS_TX_CHUNK;
+        if (len > req->out_cap)
+                len = req->out_cap;
         if (req->has_len && len > req->len - req->sent)
                 len = (size_t) (req->len - req->sent); /* more than announced: cut */
         req->sent += len;

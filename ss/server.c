@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,11 +266,23 @@ static void conn_update_events(SsServerConn *conn)
         if (conn->phase == CONN_HANDSHAKE)
                 events = gnutls_record_get_direction(conn->tls) ? EPOLLOUT : EPOLLIN;
         else {
-                if (conn->want_read && !conn->eof)
+                /*
+                 * Readable stays armed even while nothing is read (a response under
+                 * way): an edge then only runs the connection, which reads when it
+                 * wants to, and no epoll_ctl() per request turns reading off and on.
+                 */
+                if (!conn->eof)
                         events |= EPOLLIN;
                 if (conn->want_write)
                         events |= EPOLLOUT;
         }
+        /*
+         * Edge-triggered: every path reads until EAGAIN or schedules itself, and a
+         * level-triggered fd would be polled again at each of the loop's iterations
+         * (sd-event dispatches one source per epoll_wait()).
+         */
+        if (events)
+                events |= EPOLLET;
         (void) sd_event_source_set_io_events(conn->io, events);
         (void) sd_event_source_set_enabled(conn->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
 }
@@ -484,17 +497,25 @@ static bool conn_fail_request(SsServerConn *conn, unsigned status)
         return true;
 }
 
-/* Pulls one piece of the body from tx into the output buffer. */
+/*
+ * Pulls one piece of the body from tx into the output buffer, behind what is
+ * still unsent there (the header section: one write for both).
+ */
 static SsResult conn_pull_tx(SsServerConn *conn)
 {
+        size_t len = SS_TX_CHUNK, pre = 0, head = conn->out_len - conn->out_off;
         uint8_t *data;
-        size_t len = SS_TX_CHUNK, pre = 0;
         unsigned flags = 0;
         SsResult r;
 
-        if (out_reserve(conn, SERVER_CHUNK_PREFIX + SS_TX_CHUNK + SERVER_CHUNK_SUFFIX) < 0)
+        if (out_reserve(conn, head + SERVER_CHUNK_PREFIX + SS_TX_CHUNK + SERVER_CHUNK_SUFFIX) < 0)
                 return SS_DISCONNECT_ME;
-        data = conn->out + SERVER_CHUNK_PREFIX;
+        if (head > 0 && conn->out_off > 0) {
+                memmove(conn->out, conn->out + conn->out_off, head);
+                conn->out_off = 0;
+                conn->out_len = head;
+        }
+        data = conn->out + head + SERVER_CHUNK_PREFIX;
         r = ss_stream_call_tx(conn->stream, data, &len, &flags);
         if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
                 return r;
@@ -519,8 +540,10 @@ static SsResult conn_pull_tx(SsServerConn *conn)
                 memcpy(data + len, "\r\n", 2);
                 len += 2;
         }
+        if (head > 0)
+                memmove(conn->out + SERVER_CHUNK_PREFIX - pre, conn->out, head);
         conn->out_off = SERVER_CHUNK_PREFIX - pre;
-        conn->out_len = SERVER_CHUNK_PREFIX + len;
+        conn->out_len = head + SERVER_CHUNK_PREFIX + len;
         if (flags & SS_FLAG_EOM) {
                 conn->eom_queued = true;
                 if (conn->chunked) {
@@ -580,6 +603,12 @@ static SsResult conn_pump(SsServerConn *conn)
                                 return SS_OK;
                         if (conn_start_response(conn) < 0)
                                 return SS_DISCONNECT_ME;
+                        if (!conn->eom_queued) {
+                                /* The first piece of the body goes out with the header section. */
+                                r = conn_pull_tx(conn);
+                                if (r != SS_OK)
+                                        return r;
+                        }
                         continue;
                 }
                 if (!conn->tx_requested)
@@ -1004,6 +1033,12 @@ static void server_accept_one(SsServer *server, int fd)
                 return;
         }
         conn->fd = fd;
+        if (!server->unix_path) {
+                int one = 1;
+
+                /* A response goes out as header section and body pieces: no Nagle delay. */
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
         conn->phase = server->creds ? CONN_HANDSHAKE : CONN_ACTIVE;
         conn->want_read = true;
         if (sd_event_add_io(c->event, &conn->io, fd, EPOLLIN, on_conn_io, conn) < 0 ||

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A server streamtype as a benchmark target: every request on 127.0.0.1:PORT
+ * gets 200 with the same small body ("hello world\n", content-type
+ * text/plain), over HTTP/1.1 or h2c (prior knowledge), from one in-process
+ * engine on one thread. bench/h1-server-vs-nginx (wrk) and
+ * bench/h2-server-vs-nginx (h2load) run it next to nginx with one worker.
+ * Prints "ready" once listening; runs until SIGTERM or SIGINT.
+ *
+ *   h1-server --port P
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+
+static const char body[] = "hello world\n";
+
+static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
+{
+        (void) userdata;
+        (void) ack;
+        if (state != SS_STATE_SERVER_TXN)
+                return SS_OK;
+        (void) ss_stream_server_ack(s, 0);
+        (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
+        (void) ss_stream_request_tx_len(s, sizeof(body) - 1);
+        return SS_OK;
+}
+
+static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        (void) s;
+        (void) userdata;
+        memcpy(buf, body, sizeof(body) - 1);
+        *len = sizeof(body) - 1;
+        *flags = SS_FLAG_EOM;
+        return SS_OK;
+}
+
+static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)
+{
+        (void) si;
+        (void) userdata;
+        return sd_event_exit(sd_event_source_get_event(source), 0);
+}
+
+int main(int argc, char **argv)
+{
+        SsStreamHandlers handlers = {.tx = on_tx, .state = on_state};
+        PolicyErrors errors = {};
+        Policy *policy = policy_new();
+        sd_event *event = NULL;
+        SsContext *ctx = NULL;
+        SsStream *server = NULL;
+        unsigned port =
+            argc == 3 && strcmp(argv[1], "--port") == 0 ? (unsigned) strtoul(argv[2], NULL, 10) : 0;
+        char *json = NULL;
+        sigset_t mask;
+        int r;
+
+        if (port == 0 || port > 65535) {
+                fprintf(stderr, "usage: h1-server --port P\n");
+                return 2;
+        }
+        if (asprintf(&json,
+                     "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,"
+                     "\"s\":[{\"bench\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\",\"metadata\":[{\"ct\":\"content-type:\"}]}}]}",
+                     port) < 0)
+                return 1;
+        if (!policy || policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
+                for (size_t i = 0; i < errors.n_messages; i++)
+                        fprintf(stderr, "%s\n", errors.messages[i]);
+                return 1;
+        }
+        free(json);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        if (sd_event_new(&event) < 0 || ss_context_new(&ctx, event, policy) < 0)
+                return 1;
+        policy_unref(policy);
+        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        r = ss_stream_new(&server, ctx, "bench", &handlers, NULL);
+        if (r < 0) {
+                fprintf(stderr, "listening on 127.0.0.1:%u: %s\n", port, strerror(-r));
+                return 1;
+        }
+        printf("ready\n");
+        fflush(stdout);
+        r = sd_event_loop(event);
+        server = ss_stream_free(server);
+        ctx = ss_context_free(ctx);
+        event = sd_event_unref(event);
+        return r < 0 ? 1 : 0;
+}
