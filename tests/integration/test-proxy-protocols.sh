@@ -226,6 +226,20 @@ ok $? "mqtt: byte for byte"
 grep -q '^received 100000 topic=px/in/a$' "$W/mq.err"
 ok $? "mqtt: with its topic as metadata"
 
+# mqtt through smdctl stream: one message published, done at its PUBACK.
+printf 'from smdctl' >"$W/mq-small"
+mosquitto_sub -h 127.0.0.1 -p "$MQ" -i pxsub2 -t px/out -C 1 -W 30 -N >"$W/sub2.out" 2>/dev/null &
+SUB=$!
+PIDS+=($SUB)
+wait_for 5 grep -q 'Sending SUBACK to pxsub2' "$W/mosquitto.log"
+"$SMDCTL" -s "$S" stream mq --data "$W/mq-small" --states --timeout 30 >/dev/null 2>"$W/mq-smdctl.err"
+is $? 0 "mqtt: smdctl stream mq --data exits 0"
+grep -q '^QOS_ACK_REMOTE ' "$W/mq-smdctl.err"
+ok $? "mqtt: after the PUBACK (QOS_ACK_REMOTE)"
+wait $SUB
+cmp -s "$W/sub2.out" "$W/mq-small"
+ok $? "mqtt: mosquitto_sub got it"
+
 kill "$AGENT"
 wait "$AGENT"
 is $? 0 "the agent exits cleanly"
