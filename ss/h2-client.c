@@ -55,6 +55,8 @@
 
 #include "stream-internal.h"
 
+/* A request the server refused unprocessed (REFUSED_STREAM) is sent again this often. */
+#define H2_REPLAYS_MAX 3u
 /* Our receive window per stream: the most body bytes queued for one stream. */
 #define H2_WINDOW (256u * 1024u)
 /* Streams on one connection at most (more open another connection). */
@@ -112,6 +114,7 @@ struct H2Client {
         bool waiting;  /* attached to a connection still being set up */
         bool fallback; /* the server chose http/1.1: s->h1 runs the transaction */
         bool started;
+        unsigned replays; /* refused at GOAWAY and sent again on another connection */
 
         char *host; /* the expanded endpoint */
         char *path;
@@ -799,6 +802,43 @@ static SsResult complete(SsStream *s, H2Client *h)
         return ss_stream_transaction_done(s, failed, failed ? retry_after : 0);
 }
 
+static int h2_attach(SsStream *s, const char *host);
+static SsResult h2_start(SsStream *s);
+
+/*
+ * The server refused the request without processing it (REFUSED_STREAM: past
+ * a GOAWAY's last stream, say): a request without a body goes again on
+ * another connection, with no state changes, as h1 repeats a request whose
+ * kept-alive connection was dead.
+ */
+static bool can_replay(const H2Client *h)
+{
+        return h->closed && h->close_error == NGHTTP2_REFUSED_STREAM && !h->headers_done &&
+               !h->som_sent && h->rx_end == 0 && !h->has_body && h->replays < H2_REPLAYS_MAX;
+}
+
+static SsResult replay(SsStream *s, H2Client *h)
+{
+        int r;
+
+        conn_detach(h);
+        h->replays++;
+        h->started = false;
+        h->stream_id = -1;
+        h->closed = false;
+        h->close_error = 0;
+        h->status = 0;
+        h->retry_after_ms = 0;
+        r = h2_attach(s, h->host);
+        if (r < 0)
+                return h2_fail(s);
+        if (r > 0)
+                return h2_start(s);
+        /* The new connection starts it without states (as a redirect's transport). */
+        s->redirecting = true;
+        return SS_OK;
+}
+
 /*
  * Acts on what the last frames brought: head, body to rx, the end. A stream
  * entry point; h may be gone afterwards (the transaction ended).
@@ -806,6 +846,9 @@ static SsResult complete(SsStream *s, H2Client *h)
 static SsResult serve(SsStream *s, H2Client *h)
 {
         SsResult r;
+
+        if (can_replay(h))
+                return replay(s, h);
 
         if (h->headers_done && !h->headers_reported) {
                 h->headers_reported = true;
@@ -975,8 +1018,6 @@ static H2Client *conn_first_waiting(H2Connection *conn)
                         return h;
         return NULL;
 }
-
-static int h2_attach(SsStream *s, const char *host);
 
 /*
  * The server does not speak h2: the connection becomes the first waiting

@@ -29,7 +29,7 @@ static pid_t nginx_pid = -1;
 static char *www;
 
 typedef struct Ports {
-        uint16_t plain, h2, h1only;
+        uint16_t plain, h2, h1only, h2short; /* h2short: GOAWAY after 10 requests */
 } Ports;
 
 /* ---- nginx ------------------------------------------------------------------------------ */
@@ -86,6 +86,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
         const char *d = peers_dir();
         const char *locations =
             "    location = / { return 200 \"hello\\n\"; }\n"
+            "    location = /small { return 200 \"small\\n\"; }\n"
             "    location = /reset { return 444; }\n"
             "    location = /meta { add_header X-Reply \"r-$http_x_req\" always; "
             "return 200 \"m\\n\"; }\n"
@@ -120,6 +121,10 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
                 "  server {\n    listen 127.0.0.1:%u ssl http2;\n    ssl_certificate %s;\n"
                 "    ssl_certificate_key %s;\n    root %s;\n%s  }\n",
                 (unsigned) p->h2, c->server_pem, c->server_key, www, locations);
+        fprintf(f,
+                "  server {\n    listen 127.0.0.1:%u ssl http2;\n    ssl_certificate %s;\n"
+                "    ssl_certificate_key %s;\n    keepalive_requests 10;\n    root %s;\n%s  }\n",
+                (unsigned) p->h2short, c->server_pem, c->server_key, www, locations);
         fprintf(f,
                 "  server {\n    listen 127.0.0.1:%u ssl;\n    ssl_certificate %s;\n"
                 "    ssl_certificate_key %s;\n    root %s;\n%s  }\n",
@@ -725,6 +730,121 @@ static void test_mixed(void)
         is_int(log_connections(), 1, "mixed: all of it over one TCP connection");
 }
 
+/*
+ * nginx ends a connection with GOAWAY after 10 requests (keepalive_requests):
+ * the requests it refused unprocessed (REFUSED_STREAM) go again on a new
+ * connection without the streams seeing anything of it.
+ */
+#define N_GOAWAY 30
+
+static bool done_goaway(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_GOAWAY; i++)
+                if (!done_transaction(&r[i]))
+                        return false;
+        return true;
+}
+
+static void test_goaway(void)
+{
+        Rec r[N_GOAWAY];
+        SsStream *s[N_GOAWAY];
+        unsigned good = 0;
+        LogCount n;
+
+        truncate_log();
+        for (unsigned i = 0; i < N_GOAWAY; i++) {
+                rec_init(&r[i]);
+                s[i] = open_stream("short", &r[i]);
+                if (s[i])
+                        (void) ss_stream_client_connect(s[i]);
+        }
+        ok(run_until(done_goaway, r, 30000), "GOAWAY: %u GETs done", N_GOAWAY);
+        for (unsigned i = 0; i < N_GOAWAY; i++) {
+                good += streq(r[i].states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE "
+                                           "DISCONNECTED") &&
+                        r[i].body && streq((char *) r[i].body, "small\n");
+                if (i == 0 || !streq(r[i].states, r[0].states))
+                        tap_diag("stream %u: %s", i, r[i].states);
+        }
+        is_int(good, N_GOAWAY, "GOAWAY: every stream one clean transaction with its body");
+        for (unsigned i = 0; i < N_GOAWAY; i++) {
+                ss_stream_free(s[i]);
+                free(r[i].body);
+        }
+        n = log_wait("/small", "HTTP/2.0", N_GOAWAY);
+        is_int(n.with_protocol, N_GOAWAY, "GOAWAY: nginx served each request once");
+        cmp_int(n.connections, >=, 3, "GOAWAY: over at least 3 connections of 10 requests");
+}
+
+/*
+ * The connection breaks (nginx's worker killed; the master starts another):
+ * every stream on it fails its transaction and is retried as usual, and the
+ * retries complete.
+ */
+#define N_LOST 5
+
+static bool done_all_rx(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_LOST; i++)
+                if (r[i].n_rx == 0)
+                        return false;
+        return true;
+}
+
+static bool done_lost(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_LOST; i++)
+                if (r[i].count[SS_STATE_CONNECTING] < 2)
+                        return false;
+        return true;
+}
+
+static bool done_acked(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_LOST; i++)
+                if (r[i].count[SS_STATE_QOS_ACK_REMOTE] == 0)
+                        return false;
+        return true;
+}
+
+static void test_connection_lost(void)
+{
+        Rec r[N_LOST];
+        SsStream *s[N_LOST];
+        unsigned dropped = 0;
+
+        for (unsigned i = 0; i < N_LOST; i++) {
+                rec_init(&r[i]);
+                r[i].pause_on_first_rx = true;
+                s[i] = open_stream("big", &r[i]);
+                if (s[i])
+                        (void) ss_stream_client_connect(s[i]);
+        }
+        ok(run_until(done_all_rx, r, 10000), "connection lost: every stream is receiving");
+        nginx_signal_workers(SIGKILL);
+        ok(run_until(done_lost, r, 10000), "connection lost: every stream connects again");
+        for (unsigned i = 0; i < N_LOST; i++)
+                dropped += r[i].count[SS_STATE_DISCONNECTED] == 1 &&
+                           r[i].count[SS_STATE_QOS_ACK_REMOTE] == 0;
+        is_int(dropped, N_LOST, "connection lost: each stream DISCONNECTED once, no ACK");
+        for (unsigned i = 0; i < N_LOST; i++)
+                ss_stream_pause_rx(s[i], false);
+        ok(run_until(done_acked, r, 20000), "connection lost: the retries complete with ACK");
+        for (unsigned i = 0; i < N_LOST; i++) {
+                ss_stream_free(s[i]);
+                free(r[i].body);
+        }
+}
+
 /* ---- policy ---------------------------------------------------------------------------- */
 
 static void _printf_(2, 3) append(char **json, const char *format, ...)
@@ -780,6 +900,7 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
                "\"http_method\":\"PUT\",\"http_url\":\"up/fb.bin\"");
         add_h2(&json, "big_valid", p->h2, "\"http_url\":\"big\",\"retry\":\"valid\"");
         add_h2(&json, "busy", p->h2, "\"http_url\":\"busy\",\"retry\":\"once\"");
+        add_h2(&json, "short", p->h2short, "\"http_url\":\"small\"");
         /* Drop the last comma. */
         if (json)
                 json[strlen(json) - 1] = 0;
@@ -803,6 +924,7 @@ int main(void)
             .plain = peers_free_port(),
             .h2 = peers_free_port(),
             .h1only = peers_free_port(),
+            .h2short = peers_free_port(),
         };
         nginx_run(&ports, &certs);
 
@@ -826,6 +948,8 @@ int main(void)
         test_503();
         test_many();
         test_mixed();
+        test_goaway();
+        test_connection_lost();
 
         ctx = ss_context_free(ctx);
         event = sd_event_unref(event);
