@@ -172,6 +172,9 @@ int main(int argc, char **argv)
                 r = ss_stream_new(&server, ctx, STREAMTYPE, &handlers, NULL);
         if (r < 0) {
                 fprintf(stderr, "ws-counter: cannot serve %s: %s\n", STREAMTYPE, strerror(-r));
+                if (r == -ENOENT) /* certtool was missing at build time */
+                        fprintf(stderr, "ws-counter: make the certificate with "
+                                        "examples/ws-counter/ws-counter-certs.sh\n");
                 goto out;
         }
         r = sd_event_add_time_relative(event, &tick, CLOCK_MONOTONIC, 1000000, 0, on_tick, NULL);
