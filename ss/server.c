@@ -281,9 +281,14 @@ static void conn_update_events(SsServerConn *conn)
          * level-triggered fd would be polled again at each of the loop's iterations
          * (sd-event dispatches one source per epoll_wait()).
          */
-        if (events)
+        if (events) {
+                uint32_t current = 0;
+
                 events |= EPOLLET;
-        (void) sd_event_source_set_io_events(conn->io, events);
+                /* sd-event never skips an edge-triggered update itself: each is an epoll_ctl(). */
+                if (sd_event_source_get_io_events(conn->io, &current) < 0 || current != events)
+                        (void) sd_event_source_set_io_events(conn->io, events);
+        }
         (void) sd_event_source_set_enabled(conn->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
@@ -581,6 +586,7 @@ static SsResult conn_pump(SsServerConn *conn)
                                 (void) shutdown(conn->fd, SHUT_WR);
                                 conn->want_read = true;
                                 conn_update_events(conn);
+                                conn_schedule(conn); /* what came meanwhile: no new edge */
                         }
                         return SS_OK;
                 }
