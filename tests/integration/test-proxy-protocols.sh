@@ -7,8 +7,9 @@
 # same fetch through examples/stream-get, and the send credit reported to a
 # libsmd client (TXCR_UPDATE); over ws, text and binary messages of sizes
 # around the 1380-byte chunking up to 64 KiB come back byte-exact as whole
-# messages; over mqtt a libsmd client's publish is seen by mosquitto_sub and
-# mosquitto_pub's message reaches the client with its topic.
+# messages; over mqtt a libsmd client's publish is seen by mosquitto_sub,
+# mosquitto_pub's message reaches the client with its topic, the send credit
+# is reported, and smdctl stream publishes.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
 : "${SMDAGENT:?}" "${SMDCTL:?}" "${STREAM_GET:?}" "${PROXY_CLIENT:?}" "${WS_SERVER:?}"
@@ -225,6 +226,8 @@ cmp -s "$W/mq.out" "$W/mq-in"
 ok $? "mqtt: byte for byte"
 grep -q '^received 100000 topic=px/in/a$' "$W/mq.err"
 ok $? "mqtt: with its topic as metadata"
+grep -q '^credit [1-9][0-9]*$' "$W/mq.err"
+ok $? "mqtt: the send credit was reported to the client, above 0"
 
 # mqtt through smdctl stream: one message published, done at its PUBACK.
 printf 'from smdctl' >"$W/mq-small"
