@@ -248,7 +248,7 @@ unsigned ss_context_get_illegal_transitions(SsContext *c);
 /*
  * Creates a stream of the named streamtype and delivers CREATING to it before
  * returning. -ENOENT: no such streamtype; -EPROTONOSUPPORT: its protocol is not
- * implemented (h1 and ws for now; servers: h1 only); a trust-store load
+ * implemented (servers: protocol h1, which serves HTTP/1.1 and h2); a trust-store load
  * error, or for a server streamtype a listening or certificate error, as
  * -errno; -ECANCELED: the CREATING callback asked to be destroyed (it got
  * DESTROYING). A nailed_up stream starts connecting from the event loop.
@@ -357,6 +357,12 @@ bool ss_state_transition_is_valid(SsState from, SsState to);
  * were not filled from the request and have a value (content-type, say). A
  * request still unanswered when it completed (after the rx with EOM) gets 404.
  * Keep-alive and pipelining per HTTP/1.1, one request at a time.
+ *
+ * HTTP/2 on the same port (h2-server.c): ALPN h2 over TLS, h2c with prior
+ * knowledge on plain TCP. Each h2 request is a stream of its own (CREATING,
+ * CONNECTING, CONNECTED, one SERVER_TXN, then as above; DISCONNECTED and
+ * DESTROYING when the h2 stream closes); the connection's stream gets no
+ * SERVER_TXN. At most 100 concurrent requests per connection.
  *
  * Bounds (the streamtype's timeout_ms replaces SS_SERVER_IDLE_MS): a request's
  * header section must arrive within the idle time from its first byte (408
