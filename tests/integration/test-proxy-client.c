@@ -24,7 +24,9 @@
  *       sends SIZE bytes with request_tx_len and waits for QOS_ACK_REMOTE;
  *       prints each send credit the agent reports ("credit N") and, at the
  *       end, "credits: K distinct, max M".
- * Every state goes to stderr as "state NAME". Exit 0 when done, 1 otherwise.
+ *   test-proxy-client SOCKET STREAMTYPE disconnect
+ *       connects and waits for DISCONNECTED.
+ * Every state goes to stderr as "state NAME ACK". Exit 0 when done, 1 otherwise.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,7 +40,7 @@
 #define MESSAGES_MAX 16
 
 static uint64_t body_len;
-static int acks, link_retries, connected;
+static int acks, link_retries, connected, disconnected;
 static bool nacked;
 
 /* ws and mqtt: what we send, and what comes back. */
@@ -118,7 +120,7 @@ static int on_rx(smd_stream *s, void *userdata, const uint8_t *buf, size_t len, 
 
 static int on_state(smd_stream *s, void *userdata, int state, uint32_t ack)
 {
-        fprintf(stderr, "state %s\n", smd_stream_state_name(state));
+        fprintf(stderr, "state %s %" PRIu32 "\n", smd_stream_state_name(state), ack);
         if (state == SMD_SS_STATE_QOS_ACK_REMOTE)
                 acks++;
         else if (state == SMD_SS_STATE_QOS_NACK_REMOTE || state == SMD_SS_STATE_ALL_RETRIES_FAILED)
@@ -127,6 +129,8 @@ static int on_state(smd_stream *s, void *userdata, int state, uint32_t ack)
                 link_retries++;
         else if (state == SMD_SS_STATE_CONNECTED)
                 connected++;
+        else if (state == SMD_SS_STATE_DISCONNECTED)
+                disconnected++;
         return SMD_SS_OK;
 }
 
@@ -170,6 +174,10 @@ static bool link_lost(void)
 static bool is_connected(void)
 {
         return connected >= 1;
+}
+static bool is_disconnected(void)
+{
+        return disconnected >= 1;
 }
 static bool all_echoed(void)
 {
@@ -285,11 +293,12 @@ int main(int argc, char **argv)
                   (streq(argv[4], "text") || streq(argv[4], "binary"));
         bool mqtt = argc == 5 && streq(argv[3], "mqtt");
         bool credit = argc == 5 && streq(argv[3], "credit");
+        bool disconnect = argc == 4 && streq(argv[3], "disconnect");
         bool messages = ws || mqtt || credit;
         smd_stream *s;
         int r;
 
-        if (!meta && !restart && !messages) {
+        if (!meta && !restart && !messages && !disconnect) {
                 fprintf(stderr, "usage: see the source\n");
                 return 2;
         }
@@ -329,6 +338,12 @@ int main(int argc, char **argv)
                 if (smd_stream_get_metadata(s, argv[5], &v, &len) == 0)
                         fprintf(stderr, "%s=%.*s\n", argv[5], (int) len, v);
                 fflush(stdout);
+                smd_stream_destroy(s);
+                return r;
+        }
+        if (disconnect) {
+                (void) smd_stream_client_connect(s);
+                r = run_until(s, is_disconnected) ? 0 : 1;
                 smd_stream_destroy(s);
                 return r;
         }

@@ -98,7 +98,8 @@ wait_for 5 curl -sf --cacert "$W/ca.pem" "https://localhost:$H2/echo" -o /dev/nu
 ok $? "nginx serves h2 over TLS on port $H2"
 
 WS=$(free_port)
-/usr/bin/python3 "$WS_SERVER" "echo:$WS" >"$W/ws.log" 2>&1 &
+WSCLOSE=$(free_port)
+/usr/bin/python3 "$WS_SERVER" "echo:$WS" "close:$WSCLOSE" >"$W/ws.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 grep -q ready "$W/ws.log"
 ok $? "the websockets echo server listens on port $WS"
@@ -132,6 +133,7 @@ cat >"$W/policy.json" <<EOF
                 "retry": "once"}},
     {"wsbin": {"endpoint": "ws://127.0.0.1:$WS/chat", "ws_subprotocol": "chat.v1",
                "ws_binary": true, "retry": "once"}},
+    {"wsclose": {"endpoint": "ws://127.0.0.1:$WSCLOSE", "retry": "once"}},
     {"mq": {"endpoint": "mqtt://127.0.0.1:$MQ", "mqtt_topic": "px/out",
             "mqtt_subscribe": "px/in/#", "mqtt_qos": 1, "mqtt_clean_start": true,
             "retry": "once", "metadata": [{"topic": ""}]}}
@@ -237,6 +239,13 @@ for MODE in text binary; do
     [ "${PIECES:-0}" -ge 48 ]
     ok $? "ws $MODE: 64 KiB came in ${PIECES:-?} pieces (at least 48 of 1380 bytes)"
 done
+
+# ws: the server's close reaches the client as DISCONNECTED with its code.
+"$PROXY_CLIENT" "$S" wsclose disconnect >/dev/null 2>"$W/wsclose.err"
+is $? 0 "ws: a libsmd client sees the server's close"
+is "$(grep '^state' "$W/wsclose.err" | tr '\n' ' ')" \
+    "state CREATING 0 state CONNECTING 0 state CONNECTED 0 state DISCONNECTED 4001 state DESTROYING 0 " \
+    "ws: every state relayed in order, DISCONNECTED with the close code 4001"
 
 # mqtt: a publish seen by mosquitto_sub, a message from mosquitto_pub received.
 head -c 65536 /dev/urandom >"$W/mq-out"
