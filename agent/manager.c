@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "cpd.h"
+#include "hosted.h"
 #include "log.h"
 #include "machine.h"
 #include "message.h"
@@ -212,6 +213,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         r = cpd_new(&m->cpd, m);
         if (r < 0)
                 return log_error_errno(r, "failed to set up captive portal detection: %m");
+        r = hosted_new(&m->hosted, m);
+        if (r < 0)
+                return log_error_errno(r, "failed to set up the policy's servers: %m");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -221,6 +225,7 @@ Manager *manager_free(Manager *m)
         if (!m)
                 return NULL;
         m->server = server_free(m->server);
+        m->hosted = hosted_free(m->hosted);
         m->updater = updater_free(m->updater);
         m->cpd = cpd_free(m->cpd);
         m->machine = machine_free(m->machine);
@@ -293,6 +298,8 @@ int manager_start(Manager *m)
                 return log_error_errno(r, "failed to listen on %s: %m", m->socket_path);
         /* Streamtypes of the policy open through the socket (proxy.c). */
         server_set_ss_context(m->server, m->ss);
+        /* The policy's own servers listen before root goes (ports below 1024). */
+        hosted_start(m->hosted);
         /* Root is needed only to bind: drop it before serving anyone. */
         if (m->privileges) {
                 r = privileges_drop(m->privileges, m->socket_activated ? NULL : m->runtime_dir);

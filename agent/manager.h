@@ -21,6 +21,7 @@ typedef struct Scheduler Scheduler;
 typedef struct SsContext SsContext;
 typedef struct Cpd Cpd;
 typedef struct Updater Updater;
+typedef struct Hosted Hosted;
 
 typedef struct ManagerOptions {
         const char *socket_path;               /* NULL: the default for this user */
@@ -52,6 +53,7 @@ typedef struct Manager {
         SsContext *ss;        /* the Secure Streams engine, on the current policy */
         Cpd *cpd;             /* captive portal detection (cpd.h) */
         Updater *updater;     /* policy fetch (updater.h) */
+        Hosted *hosted;       /* the policy's server streamtypes the agent serves (hosted.h) */
         char *state_dir;      /* the last good fetched policy lives here; NULL: nowhere */
         /* A fetched policy on top of the local one (or the persisted copy of one). */
         char *layer; /* NUL-terminated; NULL: the local policy alone */

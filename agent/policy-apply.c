@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpd.h"
+#include "hosted.h"
 #include "log.h"
 #include "manager.h"
 #include "message.h"
@@ -243,6 +244,7 @@ static void policy_swap(Manager *m, PolicyBuild *b)
                 ss_context_set_policy(m->ss, m->policy);
         if (m->cpd)
                 cpd_policy_changed(m->cpd);
+        hosted_policy_changed(m->hosted);
         m->access = b->access;
         bus_set_limits(m->bus, &b->limits);
         m->policy_loaded_usec = now_usec(CLOCK_REALTIME);

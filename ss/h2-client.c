@@ -205,11 +205,7 @@ static void conn_kick(H2Connection *conn)
                 (void) sd_event_source_set_enabled(conn->kick, SD_EVENT_ONESHOT);
 }
 
-/*
- * Gives back window for n body bytes taken off a stream (or dropped with it).
- * The WINDOW_UPDATE goes with the connection's next write: inside its entry
- * points (serving streams, reading) that comes before they return.
- */
+/* Gives back window for n body bytes taken off a stream (or dropped with it). */
 static void conn_consume(H2Connection *conn, int32_t stream_id, size_t n)
 {
         if (!conn->session || n == 0)
@@ -217,6 +213,7 @@ static void conn_consume(H2Connection *conn, int32_t stream_id, size_t n)
         (void) nghttp2_session_consume_connection(conn->session, n);
         if (stream_id > 0 && nghttp2_session_find_stream(conn->session, stream_id))
                 (void) nghttp2_session_consume_stream(conn->session, stream_id, n);
+        conn_kick(conn);
 }
 
 /* ---- nghttp2 callbacks (no stream callbacks from here: only marks) -------------------- */
@@ -516,10 +513,7 @@ static void conn_detach(H2Client *h)
         if (conn->session && h->stream_id > 0) {
                 (void) nghttp2_session_set_stream_user_data(conn->session, h->stream_id, NULL);
                 /* Bytes queued but never taken: the connection's window gets them back. */
-                if (h->rx_end > h->rx_start) {
-                        conn_consume(conn, h->stream_id, h->rx_end - h->rx_start);
-                        conn_kick(conn);
-                }
+                conn_consume(conn, h->stream_id, h->rx_end - h->rx_start);
                 h->rx_start = h->rx_end = 0;
         }
         if (h->conn_prev)
