@@ -205,7 +205,11 @@ static void conn_kick(H2Connection *conn)
                 (void) sd_event_source_set_enabled(conn->kick, SD_EVENT_ONESHOT);
 }
 
-/* Gives back window for n body bytes taken off a stream (or dropped with it). */
+/*
+ * Gives back window for n body bytes taken off a stream (or dropped with it).
+ * The WINDOW_UPDATE goes with the connection's next write: inside its entry
+ * points (serving streams, reading) that comes before they return.
+ */
 static void conn_consume(H2Connection *conn, int32_t stream_id, size_t n)
 {
         if (!conn->session || n == 0)
@@ -213,7 +217,6 @@ static void conn_consume(H2Connection *conn, int32_t stream_id, size_t n)
         (void) nghttp2_session_consume_connection(conn->session, n);
         if (stream_id > 0 && nghttp2_session_find_stream(conn->session, stream_id))
                 (void) nghttp2_session_consume_stream(conn->session, stream_id, n);
-        conn_kick(conn);
 }
 
 /* ---- nghttp2 callbacks (no stream callbacks from here: only marks) -------------------- */
@@ -295,7 +298,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         if (need > H2_WINDOW)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         if (need > h->rx_size) {
-                size_t size = MAX(h->rx_size, (size_t) 4096);
+                size_t size = MAX(h->rx_size, (size_t) 1024);
                 uint8_t *p;
 
                 while (size < need)
@@ -513,7 +516,10 @@ static void conn_detach(H2Client *h)
         if (conn->session && h->stream_id > 0) {
                 (void) nghttp2_session_set_stream_user_data(conn->session, h->stream_id, NULL);
                 /* Bytes queued but never taken: the connection's window gets them back. */
-                conn_consume(conn, h->stream_id, h->rx_end - h->rx_start);
+                if (h->rx_end > h->rx_start) {
+                        conn_consume(conn, h->stream_id, h->rx_end - h->rx_start);
+                        conn_kick(conn);
+                }
                 h->rx_start = h->rx_end = 0;
         }
         if (h->conn_prev)
@@ -1108,16 +1114,20 @@ static int submit_request(SsStream *s, H2Client *h)
 {
         const char *method = h1_stream_method(s);
         nghttp2_data_provider body = {.read_callback = read_body};
-        _cleanup_free_ nghttp2_nv *nv = NULL;
-        _cleanup_free_ char *lower = NULL;
+        _cleanup_free_ nghttp2_nv *nv_heap = NULL;
+        _cleanup_free_ char *lower_heap = NULL;
+        nghttp2_nv nv_stack[16], *nv = nv_stack;
+        char lower_stack[512], *lower = lower_stack;
         size_t n = 0, first_metadata, lower_size = 1;
         char length[24];
         int32_t id;
 
         /* Header names go out in lower case, as h2 wants them. */
-        nv = calloc(5 + s->st->n_metadata, sizeof(*nv));
-        if (!nv)
-                return -ENOMEM;
+        if (5 + s->st->n_metadata > ELEMENTSOF(nv_stack)) {
+                nv = nv_heap = calloc(5 + s->st->n_metadata, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+        }
         nv[n++] = (nghttp2_nv){(uint8_t *) ":method", (uint8_t *) method, 7, strlen(method), 0};
         nv[n++] = (nghttp2_nv){(uint8_t *) ":scheme", (uint8_t *) "https", 7, 5, 0};
         nv[n++] = (nghttp2_nv){(uint8_t *) ":authority", (uint8_t *) h->authority, 10,
@@ -1152,9 +1162,11 @@ static int submit_request(SsStream *s, H2Client *h)
         }
         /* h2 header names are lower case: the policy's are copied so (nghttp2 copies them again).
          */
-        lower = malloc(lower_size);
-        if (!lower)
-                return -ENOMEM;
+        if (lower_size > sizeof(lower_stack)) {
+                lower = lower_heap = malloc(lower_size);
+                if (!lower)
+                        return -ENOMEM;
+        }
         for (size_t i = first_metadata, off = 0; i < n; i++) {
                 for (size_t j = 0; j < nv[i].namelen; j++) {
                         char c = (char) nv[i].name[j];
