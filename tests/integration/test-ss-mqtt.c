@@ -548,6 +548,46 @@ static void test_publish(const char *type, const char *topic, const char *qos, b
         rec_init(&r);
 }
 
+/* Send credit: the output queue's room, 0 while 16 QoS 1 messages wait for their PUBACK. */
+static void test_credit(void)
+{
+        Rec r = {};
+        SsStream *s;
+        int64_t empty;
+
+        rec_init(&r);
+        s = open_stream("pub1", &r);
+        if (!s)
+                return;
+        is_int(ss_stream_tx_credit(s), -1, "credit: -1 before the stream is connected");
+        (void) ss_stream_client_connect(s);
+        if (!ok(run_until(done_connected, &r, 1, 10000), "credit: CONNECTED"))
+                goto out;
+        empty = ss_stream_tx_credit(s);
+        is_int(empty, 65536, "credit: 64 KiB with nothing queued");
+
+        broker_kill(SIGSTOP);
+        r.tx_text = "w";
+        for (unsigned i = 0; i < 16; i++) {
+                (void) ss_stream_request_tx(s);
+                if (!run_until(done_sent, &r, i + 1, 5000))
+                        break;
+        }
+        is_int(r.n_tx_messages, 16, "credit: 16 QoS 1 messages sent to a frozen broker");
+        is_int(ss_stream_tx_credit(s), 0, "credit: 0 while 16 wait for their PUBACK");
+        (void) ss_stream_request_tx(s);
+        run_for(300);
+        is_int(r.n_tx_messages, 16, "credit: the 17th waits (tx not called)");
+        broker_continue();
+        ok(run_until(done_acked, &r, 17, 10000), "credit: all 17 acked once the broker runs (%u)",
+           r.count[SS_STATE_QOS_ACK_REMOTE]);
+        is_int(ss_stream_tx_credit(s), empty, "credit: back to 64 KiB");
+out:
+        broker_continue();
+        ss_stream_free(s);
+        rec_init(&r);
+}
+
 static void test_retained(void)
 {
         Rec r = {};
@@ -1114,6 +1154,7 @@ int main(void)
 
         test_publish("pub0", "it/q0", "0", false);
         test_publish("pub1", "it/q1", "1", true);
+        test_credit();
         test_retained();
         test_subscribe();
         test_keep_alive();
