@@ -71,7 +71,8 @@ struct SsServerConn {
         ConnPhase phase;
         bool want_read, want_write;
         bool eof;
-        bool closing; /* close once the output is flushed */
+        bool read_pending; /* input may wait: an edge came since a read drained the socket */
+        bool closing;      /* close once the output is flushed */
         size_t linger_bytes;
 
         Http1Request *parser; /* NULL while idle */
@@ -227,16 +228,23 @@ static ssize_t conn_read(SsServerConn *conn, void *buf, size_t size)
                                 continue;
                         if (n == GNUTLS_E_REHANDSHAKE || n == GNUTLS_E_WARNING_ALERT_RECEIVED)
                                 continue;
+                        if (n == GNUTLS_E_AGAIN)
+                                conn->read_pending = false;
                         return tls_error_to_errno((int) n);
                 }
         }
         for (;;) {
                 ssize_t n = recv(conn->fd, buf, size, 0);
 
-                if (n >= 0)
+                if (n >= 0) {
+                        if ((size_t) n < size)
+                                conn->read_pending = false; /* all there was */
                         return n;
+                }
                 if (errno == EINTR)
                         continue;
+                if (errno == EWOULDBLOCK)
+                        conn->read_pending = false;
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         }
 }
@@ -600,8 +608,15 @@ static SsResult conn_pump(SsServerConn *conn)
                         conn->want_read = true;
                         conn_update_events(conn);
                         conn_arm_timer(conn, conn->server->idle_usec);
-                        /* Buffered input (pipelined requests) is parsed from the loop. */
-                        conn_schedule(conn);
+                        /*
+                         * Buffered input (pipelined requests) is parsed from the loop;
+                         * without any, the next request comes with an edge and a run
+                         * that the answer scheduled would find nothing.
+                         */
+                        if (conn->in || conn->read_pending)
+                                conn_schedule(conn);
+                        else
+                                (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
                         return SS_OK;
                 }
                 if (!conn->resp_started) {
@@ -789,7 +804,9 @@ static SsResult conn_process(SsServerConn *conn)
                                 http1_request_set_limits(conn->parser, SS_SERVER_MAX_HEADER_BYTES,
                                                          SS_SERVER_MAX_BODY);
                         }
-                        n = conn_read(conn, conn->in, SERVER_READ_BUF);
+                        /* Drained, and no edge since: the next bytes come with one. */
+                        n = conn->read_pending ? conn_read(conn, conn->in, SERVER_READ_BUF)
+                                               : -EAGAIN;
                         if (n == -EAGAIN) {
                                 conn->want_read = true;
                                 conn_update_events(conn);
@@ -920,6 +937,8 @@ static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *u
 
         (void) source;
         (void) fd;
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                conn->read_pending = true;
         conn_dispatch(conn, conn_run(conn, revents & EPOLLOUT));
         return 0;
 }
@@ -1039,6 +1058,7 @@ static void server_accept_one(SsServer *server, int fd)
                 return;
         }
         conn->fd = fd;
+        conn->read_pending = true;
         if (!server->unix_path) {
                 int one = 1;
 
