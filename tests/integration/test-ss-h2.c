@@ -818,6 +818,51 @@ static void test_goaway(void)
 }
 
 /*
+ * Several streams to a server without h2 (TLS without http2 in ALPN, or no
+ * TLS at all): they wait on one connection attempt; when it turns out to
+ * speak HTTP/1.1 it goes to one of them and every other opens its own.
+ */
+#define N_FALLBACK 5
+
+static bool done_fallback(void *userdata)
+{
+        Rec *r = userdata;
+
+        for (unsigned i = 0; i < N_FALLBACK; i++)
+                if (!done_transaction(&r[i]))
+                        return false;
+        return true;
+}
+
+static void test_fallback_many(const char *type, const char *uri)
+{
+        Rec r[N_FALLBACK];
+        SsStream *s[N_FALLBACK];
+        unsigned good = 0;
+        LogCount n;
+
+        for (unsigned i = 0; i < N_FALLBACK; i++) {
+                rec_init(&r[i]);
+                s[i] = open_stream(type, &r[i]);
+                if (s[i])
+                        (void) ss_stream_client_connect(s[i]);
+        }
+        ok(run_until(done_fallback, r, 20000), "%s: %u GETs done", type, N_FALLBACK);
+        for (unsigned i = 0; i < N_FALLBACK; i++) {
+                good += streq(r[i].states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE "
+                                           "DISCONNECTED") &&
+                        body_is_big(&r[i]) && r[i].n_eom == 1;
+                ss_stream_free(s[i]);
+                free(r[i].body);
+        }
+        is_int(good, N_FALLBACK, "%s: each one clean transaction, the exact 1 MiB", type);
+        n = log_wait(uri, "HTTP/1.1", N_FALLBACK);
+        is_int(n.with_protocol, N_FALLBACK, "%s: nginx saw %u requests over HTTP/1.1", type,
+               N_FALLBACK);
+        is_int(n.connections, N_FALLBACK, "%s: one connection each", type);
+}
+
+/*
  * nginx allows 4 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS). Ten
  * streams started before any connection is up all wait for the first one and
  * join it: the requests past the limit queue there. With that connection up
@@ -1004,6 +1049,11 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
         add_h2(&json, "busy", p->h2, "\"http_url\":\"busy\",\"retry\":\"once\"");
         add_h2(&json, "short", p->h2short, "\"http_url\":\"small\"");
         add_h2(&json, "few", p->h2few, "\"http_url\":\"small?few\"");
+        add_h2(&json, "fallback_many", p->h1only, "\"http_url\":\"big?fbmany\"");
+        append(&json,
+               "{\"plain_many\":{\"endpoint\":\"localhost\",\"port\":%u,\"protocol\":\"h2\","
+               "\"http_url\":\"big?plainmany\",\"retry\":\"quick\"}},",
+               (unsigned) p->plain);
         add_h2(&json, "many", p->h2, "\"http_url\":\"big?many\"");
         add_h2(&json, "mixed", p->h2, "\"http_url\":\"big?mixed\"");
         add_h2(&json, "mixed404", p->h2, "\"http_url\":\"missing?mixed\"");
@@ -1057,6 +1107,8 @@ int main(void)
         test_many();
         test_mixed();
         test_goaway();
+        test_fallback_many("fallback_many", "/big?fbmany");
+        test_fallback_many("plain_many", "/big?plainmany");
         test_stream_limit();
         test_connection_lost();
 
