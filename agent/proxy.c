@@ -15,6 +15,12 @@
  * stream wrote (h2 spends its window only once the callback returned) run
  * from one zero-delay timer, the kick.
  *
+ * A ws message lives on one connection: when the connection drops in the
+ * middle of a client message, the rest of that message is dropped (also what
+ * the client sends of it later), so the next connection never gets a tail as
+ * a message of its own. Other protocols keep it (mqtt gathers a message
+ * across connections; h1 and h2 retry as they do).
+ *
  * Send credit (TXCR_UPDATE, as upstream: a signed addition to what the client
  * was told before): while ss_stream_tx_credit() knows the onward stream's
  * credit, every state, rx piece, tx pull and written output compares it with
@@ -60,6 +66,7 @@ struct ProxyStream {
         size_t n_tx_marks;
         bool tx_requested;  /* request_tx called, tx callback not yet */
         bool tx_in_message; /* a message started onward, its EOM not yet */
+        bool tx_discard;    /* dropping the client's message up to its EOM */
         bool input_paused;
 
         /* What the client knows of each metadata entry: FNV-1a of the value, 0 = none. */
@@ -289,6 +296,24 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         return SS_OK;
 }
 
+/* The onward ws connection dropped in the middle of a message: drop the rest of it. */
+static void tx_drop_message(ProxyStream *p)
+{
+        size_t n = tx_available(p);
+
+        if (p->n_tx_marks > 0) {
+                n = (size_t) (p->tx_marks[0] - p->tx_consumed);
+                p->n_tx_marks--;
+                memmove(p->tx_marks, p->tx_marks + 1, p->n_tx_marks * sizeof(p->tx_marks[0]));
+        } else
+                p->tx_discard = true; /* its EOM is still to come */
+        p->tx_off += n;
+        p->tx_consumed += n;
+        if (p->tx_off == p->tx_len)
+                p->tx_off = p->tx_len = 0;
+        tx_input_check(p);
+}
+
 static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
 {
         ProxyStream *p = userdata;
@@ -303,6 +328,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 break;
         case SS_STATE_DISCONNECTED:
                 p->rx_in_message = false;
+                if (p->tx_in_message && p->st->protocol == POLICY_PROTOCOL_WS)
+                        tx_drop_message(p);
                 p->tx_in_message = false;
                 break;
         case SS_STATE_CONNECTED:
@@ -474,6 +501,11 @@ static int on_tx_payload(ProxyStream *p, const Frame *f, char *err, size_t err_s
         if (p->n_tx_marks == PROXY_TX_MARKS_MAX && (f->payload.flags & FRAME_FLAG_EOM)) {
                 snprintf(err, err_size, "more than %u messages waiting", PROXY_TX_MARKS_MAX);
                 return -EBADMSG;
+        }
+        if (p->tx_discard) {
+                /* The rest of a message whose connection dropped: not sent. */
+                p->tx_discard = !(f->payload.flags & FRAME_FLAG_EOM);
+                return 0;
         }
         if (n > 0) {
                 if (p->tx_off > 0 && p->tx_len + n > p->tx_size) {

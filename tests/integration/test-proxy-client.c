@@ -24,6 +24,12 @@
  *       sends SIZE bytes with request_tx_len and waits for QOS_ACK_REMOTE;
  *       prints each send credit the agent reports ("credit N") and, at the
  *       end, "credits: K distinct, max M".
+ *   test-proxy-client SOCKET STREAMTYPE ws-cut
+ *       a ws message cut by a dropped connection: sends 2000 bytes of a
+ *       message ("half-sent"), waits for DISCONNECTED and the next CONNECTED
+ *       (the test restarts the server), ends the message with 500 bytes, then
+ *       sends "after the cut"; prints the first message echoed ("first echo:
+ *       TEXT", or its size when longer than 64 bytes).
  *   test-proxy-client SOCKET STREAMTYPE disconnect
  *       connects and waits for DISCONNECTED.
  * Every state goes to stderr as "state NAME ACK". Exit 0 when done, 1 otherwise.
@@ -223,6 +229,73 @@ static int run_ws(smd_stream *s, bool text, char **sizes, int n_sizes)
         return r;
 }
 
+/* ws-cut: 0 first part, 1 waiting for the next connection, 2 the rest and a new message. */
+static int cut_phase;
+
+static int on_tx_cut(smd_stream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        static const char after[] = "after the cut";
+
+        if (cut_phase == 0) {
+                memset(buf, 'x', 2000);
+                *len = 2000;
+                *flags = 0;
+                cut_phase = 1;
+                return SMD_SS_OK;
+        }
+        if (cut_phase == 1)
+                return SMD_SS_TX_DONT_SEND;
+        if (cut_phase == 2) {
+                memset(buf, 'y', 500);
+                *len = 500;
+                *flags = SMD_SS_FLAG_EOM;
+                cut_phase = 3;
+                (void) smd_stream_request_tx(s);
+                return SMD_SS_OK;
+        }
+        if (cut_phase == 3) {
+                memcpy(buf, after, strlen(after));
+                *len = strlen(after);
+                *flags = SMD_SS_FLAG_EOM;
+                cut_phase = 4;
+                return SMD_SS_OK;
+        }
+        return SMD_SS_TX_DONT_SEND;
+}
+
+static bool connected_again(void)
+{
+        return disconnected >= 1 && connected >= 2;
+}
+
+static int run_ws_cut(smd_stream *s)
+{
+        smd_stream_change_handlers(s, NULL, on_tx_cut, NULL);
+        (void) smd_stream_client_connect(s);
+        if (!run_until(s, is_connected))
+                return 1;
+        (void) smd_stream_request_tx(s);
+        while (cut_phase == 0)
+                if (smd_stream_wait(s, 5 * USEC_PER_SEC) != 0)
+                        return 1;
+        /* Until the agent has it: the onward stream takes it at once. */
+        for (int i = 0; i < 10; i++)
+                (void) smd_stream_wait(s, 100 * USEC_PER_MSEC);
+        fprintf(stderr, "half-sent\n");
+        if (!run_until(s, connected_again))
+                return 1;
+        cut_phase = 2;
+        (void) smd_stream_request_tx(s);
+        if (!run_until(s, one_message))
+                return 1;
+        if (got[0].size <= 64)
+                fprintf(stderr, "first echo: %.*s\n", (int) got[0].size,
+                        (const char *) got[0].data);
+        else
+                fprintf(stderr, "first echo: %zu bytes\n", got[0].size);
+        return 0;
+}
+
 static int run_mqtt(smd_stream *s, const char *file)
 {
         Message *m = &sent[0];
@@ -294,7 +367,8 @@ int main(int argc, char **argv)
         bool mqtt = argc == 5 && streq(argv[3], "mqtt");
         bool credit = argc == 5 && streq(argv[3], "credit");
         bool disconnect = argc == 4 && streq(argv[3], "disconnect");
-        bool messages = ws || mqtt || credit;
+        bool ws_cut = argc == 4 && streq(argv[3], "ws-cut");
+        bool messages = ws || mqtt || credit || ws_cut;
         smd_stream *s;
         int r;
 
@@ -311,6 +385,8 @@ int main(int argc, char **argv)
         if (messages) {
                 if (ws)
                         r = run_ws(s, streq(argv[4], "text"), argv + 5, argc - 5);
+                else if (ws_cut)
+                        r = run_ws_cut(s);
                 else if (mqtt)
                         r = run_mqtt(s, argv[4]);
                 else
