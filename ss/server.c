@@ -16,6 +16,7 @@
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "h2-server.h"
 #include "http1-request.h"
 #include "stream-internal.h"
@@ -36,6 +38,10 @@
 #define SERVER_CHUNK_PREFIX      20u /* hex size and CRLF before a chunk */
 #define SERVER_CHUNK_SUFFIX      8u  /* CRLF, then "0\r\n\r\n" */
 #define SERVER_EMFILE_PAUSE_USEC 100000u
+#define SERVER_CERT_FILE_MAX     (1024u * 1024u) /* a PEM certificate chain or key */
+
+/* Why this thread's last server start failed (ss_stream_server_get_error()). */
+static _Thread_local char server_error[4096 + 256];
 
 typedef enum ConnPhase {
         CONN_HANDSHAKE, /* TLS handshake */
@@ -1168,36 +1174,68 @@ static int server_pause_accept(SsServer *server)
 
 /* ---- listening --------------------------------------------------------------------------- */
 
-static int read_file(const char *path, gnutls_datum_t *ret)
-{
-        gnutls_datum_t d = {};
-        int r = gnutls_load_file(path, &d);
+static int server_fail(const SsServer *server, int r, const char *format, ...) _printf_(3, 4);
 
-        if (r < 0)
-                return tls_error_to_errno(r);
-        *ret = d;
-        return 0;
+/* Records why the server cannot start (prefixed with the streamtype) and returns r. */
+static int server_fail(const SsServer *server, int r, const char *format, ...)
+{
+        int n = snprintf(server_error, sizeof(server_error),
+                         "streamtype %s: ", server->stream->st->name);
+        va_list ap;
+
+        va_start(ap, format);
+        if (n > 0 && (size_t) n < sizeof(server_error))
+                (void) vsnprintf(server_error + n, sizeof(server_error) - (size_t) n, format, ap);
+        va_end(ap);
+        return r;
 }
 
-/* A cert name of the policy, or a "file:" path: its bytes and whether they are PEM. */
-static int load_cert_ref(const Policy *policy, const char *ref, gnutls_datum_t *ret, bool *ret_pem)
+/* A PEM file of server_cert or server_key (key says which), bounded, into ret (to free()). */
+static int read_pem_file(const SsServer *server, const char *key, const char *ref, const char *path,
+                         gnutls_datum_t *ret)
 {
-        const PolicyCert *cert = policy_find_cert(policy, ref);
+        char label[128 + 4096], *buf = NULL;
+        size_t size = 0;
         int r;
 
+        r = read_file_bounded(path, 0, SERVER_CERT_FILE_MAX, &buf, &size);
+        if (r >= 0) {
+                ret->data = (unsigned char *) buf;
+                ret->size = (unsigned) size;
+                return 0;
+        }
+        /* "server_key file:/x.pem" names the file already; "server_key web" does not. */
+        if (strncmp(ref, "file:", 5) == 0)
+                (void) snprintf(label, sizeof(label), "%s %s", key, ref);
+        else
+                (void) snprintf(label, sizeof(label), "%s %s (file %s)", key, ref, path);
+        if (r == -EFBIG)
+                return server_fail(server, r, "%s: larger than %u bytes", label,
+                                   SERVER_CERT_FILE_MAX);
+        if (r == -EISDIR || r == -EBADFD)
+                return server_fail(server, -EINVAL, "%s: not a regular file", label);
+        return server_fail(server, r, "%s: %s", label, strerror(-r));
+}
+
+/*
+ * server_cert or server_key (key says which): a cert name of the policy, or a
+ * "file:" path; its bytes (to free()) and whether they are PEM.
+ */
+static int load_cert_ref(const SsServer *server, const char *key, const char *ref,
+                         gnutls_datum_t *ret, bool *ret_pem)
+{
+        const PolicyCert *cert = policy_find_cert(server->stream->policy, ref);
+
+        *ret_pem = true;
         if (!cert) {
                 if (strncmp(ref, "file:", 5) != 0)
-                        return -ENOENT;
-                r = read_file(ref + 5, ret);
-                *ret_pem = true;
-                return r;
+                        return server_fail(server, -ENOENT, "%s %s: no such cert in the policy",
+                                           key, ref);
+                return read_pem_file(server, key, ref, ref + 5, ret);
         }
-        if (cert->path) {
-                r = read_file(cert->path, ret);
-                *ret_pem = true;
-                return r;
-        }
-        ret->data = gnutls_malloc(cert->der_size);
+        if (cert->path)
+                return read_pem_file(server, key, ref, cert->path, ret);
+        ret->data = malloc(cert->der_size);
         if (!ret->data)
                 return -ENOMEM;
         memcpy(ret->data, cert->der, cert->der_size);
@@ -1214,12 +1252,14 @@ static int server_load_credentials(SsServer *server)
         int r;
 
         if (!st->server_cert || !st->server_key)
-                return -ENOKEY;
-        r = load_cert_ref(server->stream->policy, st->server_cert, &cert, &cert_pem);
+                return server_fail(server, -ENOKEY, "tls needs server_cert and server_key");
+        r = load_cert_ref(server, "server_cert", st->server_cert, &cert, &cert_pem);
         if (r >= 0)
-                r = load_cert_ref(server->stream->policy, st->server_key, &key, &key_pem);
+                r = load_cert_ref(server, "server_key", st->server_key, &key, &key_pem);
         if (r >= 0 && cert_pem != key_pem)
-                r = -EINVAL;
+                r = server_fail(server, -EINVAL,
+                                "server_cert %s and server_key %s: one is PEM, the other DER",
+                                st->server_cert, st->server_key);
         if (r >= 0) {
                 r = gnutls_certificate_allocate_credentials(&server->creds);
                 if (r < 0)
@@ -1229,13 +1269,17 @@ static int server_load_credentials(SsServer *server)
                 r = gnutls_certificate_set_x509_key_mem(server->creds, &cert, &key,
                                                         cert_pem ? GNUTLS_X509_FMT_PEM
                                                                  : GNUTLS_X509_FMT_DER);
-                r = r < 0 ? -EINVAL : 0;
+                if (r < 0)
+                        r = server_fail(server, -EINVAL, "server_cert %s, server_key %s: %s",
+                                        st->server_cert, st->server_key, gnutls_strerror(r));
+                else
+                        r = 0;
         }
         if (key.data) {
-                memset(key.data, 0, key.size);
-                gnutls_free(key.data);
+                explicit_bzero(key.data, key.size);
+                free(key.data);
         }
-        gnutls_free(cert.data);
+        free(cert.data);
         return r;
 }
 
@@ -1331,6 +1375,7 @@ int ss_server_start(SsStream *s)
                 return -ENOMEM;
         server->stream = s;
         server->fd = -EBADF;
+        server_error[0] = 0;
         server->idle_usec = (s->st->timeout_ms ? s->st->timeout_ms : SS_SERVER_IDLE_MS) * 1000ULL;
         if (s->st->tls) {
                 r = server_load_credentials(server);
@@ -1338,8 +1383,16 @@ int ss_server_start(SsStream *s)
                         goto fail;
         }
         r = server_bind(server);
-        if (r < 0)
+        if (r < 0) {
+                if (s->st->unix_socket)
+                        (void) server_fail(server, r, "cannot listen on unix socket %s: %s",
+                                           strempty(s->st->endpoint), strerror(-r));
+                else
+                        (void) server_fail(server, r, "cannot listen on %s port %u: %s",
+                                           s->st->endpoint ? s->st->endpoint : "*",
+                                           (unsigned) s->st->port, strerror(-r));
                 goto fail;
+        }
         r = sd_event_add_io(s->context->event, &server->io, server->fd, EPOLLIN, on_server_io,
                             server);
         if (r < 0)
@@ -1431,6 +1484,22 @@ int ss_stream_server_ack(SsStream *s, unsigned status)
         conn->status = status ? status : 200;
         conn_schedule(conn);
         return 0;
+}
+
+int ss_stream_ws_close(SsStream *s, uint16_t code, const char *reason)
+{
+        SsServerConn *conn = s ? s->server_conn : NULL;
+
+        if (!conn)
+                return -EINVAL;
+        if (!conn->ws)
+                return -EOPNOTSUPP;
+        return ws_server_close(conn->ws, code, reason);
+}
+
+const char *ss_stream_server_get_error(void)
+{
+        return server_error[0] ? server_error : NULL;
 }
 
 int ss_stream_server_get_request(SsStream *s, const char **ret_method, const char **ret_path)

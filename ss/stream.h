@@ -380,7 +380,13 @@ bool ss_state_transition_is_valid(SsState from, SsState to);
  * then go as for ws clients: rx from SS_FLAG_SOM to SS_FLAG_EOM, one
  * request_tx per message (one frame per tx call), DISCONNECTED with the close
  * code as its ack. ss_stream_server_foreach() and ss_stream_get_state() ==
- * SS_STATE_SERVER_UPGRADE find the clients to push to.
+ * SS_STATE_SERVER_UPGRADE find the clients to push to. ss_stream_ws_close()
+ * closes one with a code and reason of the application's choice.
+ * Validity: a client silent (not one byte, PONGs included) for the retry
+ * entry's svalidping seconds gets a PING, and after svalidhup seconds it is
+ * hung up (CLOSE 1001; DISCONNECTED with 1006). Without svalidping and
+ * svalidhup the idle time stands for svalidping; the hang-up then comes one
+ * idle time after the PING (also with svalidping alone).
  */
 #define SS_SERVER_MAX_CONNECTIONS  256u                  /* connections per server stream */
 #define SS_SERVER_MAX_HEADER_BYTES (32u * 1024u)         /* request line and header fields */
@@ -408,3 +414,24 @@ typedef int (*SsServerForeachCallback)(SsStream *connection, void *userdata);
 int ss_stream_server_foreach(SsStream *server, SsServerForeachCallback cb, void *userdata);
 /* Connections open now, -EINVAL for a stream that is not a server stream. */
 int ss_stream_server_n_connections(SsStream *server);
+/*
+ * Closes an upgraded WebSocket connection of a server stream: a CLOSE frame
+ * with code and reason goes out from the event loop (after the frame being
+ * sent, if any), then the close handshake runs as for SS_DISCONNECT_ME and
+ * DISCONNECTED carries code as its ack. code: 1000-1003, 1007-1014 or
+ * 3000-4999 (1004-1006 and 1015 are reserved, 1016-2999 unassigned: clients
+ * fail the connection on them); reason: NULL, or UTF-8 of at most 123 bytes.
+ * -EINVAL: a bad code or reason, or not a connection stream; -EOPNOTSUPP: the
+ * connection is not an upgraded WebSocket; -ESTALE: it is closing already.
+ * Never calls back directly: may be called from the stream's callbacks.
+ */
+int ss_stream_ws_close(SsStream *s, uint16_t code, const char *reason);
+/*
+ * Why this thread's last ss_stream_new() of a server streamtype failed,
+ * naming the streamtype and the file, cert or address at fault (say
+ * "streamtype web: server_key file:/etc/web/key.pem: No such file or
+ * directory"); NULL when that failure has no description. Valid until the
+ * next ss_stream_new() of a server streamtype on this thread. server_cert and
+ * server_key files are read at most 1 MiB each (-EFBIG above).
+ */
+const char *ss_stream_server_get_error(void);

@@ -31,10 +31,22 @@
  *   (the client's code, 1005 for a CLOSE without one, our own code after an
  *   error of the client, 1000 when a callback returned SS_DISCONNECT_ME, 1006
  *   when the connection dropped without a CLOSE).
+ * - Closing by the application: ss_stream_ws_close() (server.c) queues a
+ *   CLOSE with the application's code and reason; the close handshake then
+ *   runs as for a DISCONNECT_ME, and DISCONNECTED carries that code.
+ * - Validity: silence is time without a single byte from the client (any
+ *   frame counts, a PONG too). The streamtype's retry entry decides: after
+ *   svalidping seconds of silence one PING goes out, after svalidhup seconds
+ *   the connection is hung up: CLOSE 1001 (going away), the usual close
+ *   handshake, DISCONNECTED with 1006 (the client is taken as gone). Without
+ *   svalidping and svalidhup the server's idle time (timeout_ms, else
+ *   SS_SERVER_IDLE_MS) stands for svalidping; the hang-up then comes one idle
+ *   time after the PING (svalidping alone: likewise). A page that only listens
+ *   to pushes stays connected, as browsers answer PINGs; a client that went
+ *   away, or answers nothing, is closed.
  * - Bounds: a connection holds one rx buffer, one tx frame and the parser's
  *   control frame; a write the client does not take for the server's
- *   timeout_ms ends the connection; an idle connection is kept (pushing to a
- *   page that never sends anything is what WebSocket servers do).
+ *   timeout_ms ends the connection; so does silence (above).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,6 +56,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "utf8.h"
 #include "ws-server.h"
 
 #define WS_OUT_PREFIX        (2 * WS_HEADER_MAX)
@@ -56,9 +69,13 @@ struct WsServerConn {
         sd_event_source *io;
         sd_event_source *timer;
         sd_event_source *defer;
+        sd_event_source *validity; /* silence: PING, then hang up */
         WsParser *parser;
         WsWriter writer;
         uint64_t stall_usec;
+        uint64_t ping_usec;   /* silence before a PING, 0: none */
+        uint64_t hangup_usec; /* silence before hanging up */
+        uint64_t heard_usec;  /* CLOCK_MONOTONIC of the last byte from the client */
 
         bool want_write;    /* a write came up short: waiting for EPOLLOUT */
         bool stall_armed;   /* the timer bounds a blocked write */
@@ -66,6 +83,8 @@ struct WsServerConn {
         bool tx_in_message; /* a message we send is open (no EOM yet) */
         bool pong_pending;
         size_t pong_len;
+        bool ping_pending;  /* a validity PING to send */
+        bool ping_sent;     /* ... sent since the client was last heard */
         bool close_pending; /* a CLOSE to send */
         bool close_sent;
         bool close_received;
@@ -74,7 +93,8 @@ struct WsServerConn {
         unsigned close_code; /* what we send; 0: a CLOSE without a code */
         uint32_t close_ack;  /* the ack of DISCONNECTED */
 
-        char protocol[128]; /* the chosen subprotocol, "" for none */
+        char close_reason[WS_CLOSE_REASON_MAX + 1]; /* with close_code; "" for none */
+        char protocol[128];                         /* the chosen subprotocol, "" for none */
         char accept[WS_ACCEPT_LENGTH + 1];
 
         size_t in_off, in_len;
@@ -291,6 +311,37 @@ static void ws_schedule(WsServerConn *w)
         (void) sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
 }
 
+static uint64_t ws_now(WsServerConn *w)
+{
+        uint64_t now = 0;
+
+        (void) sd_event_now(w->stream->context->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
+/* The validity timer: at the next PING, or at the hang-up once the PING went. */
+static void ws_arm_validity(WsServerConn *w)
+{
+        uint64_t after = w->ping_usec && !w->ping_sent ? w->ping_usec : w->hangup_usec;
+
+        (void) sd_event_source_set_time(w->validity, w->heard_usec + after);
+        (void) sd_event_source_set_enabled(w->validity, SD_EVENT_ONESHOT);
+}
+
+/*
+ * Bytes from the client: the silence starts again. The timer is not moved for
+ * every read: when it fires early it is armed again from heard_usec.
+ */
+static void ws_note_heard(WsServerConn *w)
+{
+        w->heard_usec = ws_now(w);
+        if (w->ping_sent) {
+                /* The timer waits for the hang-up: bring it back to the next PING. */
+                w->ping_sent = false;
+                ws_arm_validity(w);
+        }
+}
+
 /* Writes what is queued: 1 when all of it went, 0 when the socket is full, or -errno. */
 static int ws_flush(WsServerConn *w)
 {
@@ -326,7 +377,9 @@ static void queue_close(WsServerConn *w, unsigned code, uint32_t ack)
         w->close_pending = true;
         w->close_code = code;
         w->close_ack = ack;
+        w->close_reason[0] = 0;
         w->tx_wanted = false;
+        w->ping_pending = false;
 }
 
 /* A callback's result: DISCONNECT_ME becomes our CLOSE 1000; DESTROY_ME travels up. */
@@ -432,7 +485,7 @@ static SsResult ws_pump(WsServerConn *w)
                 }
                 if (w->close_pending) {
                         k = ws_writer_close(&w->writer, w->out, sizeof(w->out), w->close_code,
-                                            NULL);
+                                            w->close_code ? w->close_reason : NULL);
                         if (k < 0)
                                 return ws_end(w, w->close_ack);
                         w->out_start = 0;
@@ -445,6 +498,16 @@ static SsResult ws_pump(WsServerConn *w)
                         w->pong_pending = false;
                         k = ws_writer_frame(&w->writer, w->out, sizeof(w->out), WS_OPCODE_PONG,
                                             true, w->pong, w->pong_len);
+                        if (k > 0) {
+                                w->out_start = 0;
+                                w->out_end = (size_t) k;
+                        }
+                        continue;
+                }
+                if (w->ping_pending) {
+                        w->ping_pending = false;
+                        k = ws_writer_frame(&w->writer, w->out, sizeof(w->out), WS_OPCODE_PING,
+                                            true, NULL, 0);
                         if (k > 0) {
                                 w->out_start = 0;
                                 w->out_end = (size_t) k;
@@ -506,6 +569,7 @@ static SsResult ws_read_some(WsServerConn *w)
                                 return ws_end(w, w->close_sent || w->close_pending
                                                      ? w->close_ack
                                                      : WS_CLOSE_ABNORMAL);
+                        ws_note_heard(w);
                         w->in_off = 0;
                         w->in_len = (size_t) n;
                 }
@@ -590,6 +654,49 @@ static int on_ws_timer(sd_event_source *source, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* Silence from the client: a PING first, then the hang-up (the rules are at the top). */
+static int on_ws_validity(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        WsServerConn *w = userdata;
+        uint64_t silence = ws_now(w) - w->heard_usec;
+
+        (void) source;
+        (void) usec;
+        if (w->close_pending || w->close_sent)
+                return 0; /* closing already: the other timer bounds it */
+        if (silence >= w->hangup_usec) {
+                queue_close(w, WS_CLOSE_GOING_AWAY, WS_CLOSE_ABNORMAL);
+                ws_dispatch(w, ws_pump(w));
+                return 0;
+        }
+        if (w->ping_usec && !w->ping_sent && silence >= w->ping_usec) {
+                w->ping_sent = true;
+                w->ping_pending = true;
+                ws_arm_validity(w);
+                ws_dispatch(w, ws_pump(w));
+                return 0;
+        }
+        ws_arm_validity(w); /* heard from in the meantime */
+        return 0;
+}
+
+/* The validity bounds of a connection from the streamtype's retry entry and the idle time. */
+static void ws_set_validity(WsServerConn *w, uint64_t idle_usec)
+{
+        const PolicyRetry *retry = w->stream->retry;
+        uint64_t ping = retry ? retry->valid_ping_s * USEC_PER_SEC : 0;
+        uint64_t hangup = retry ? retry->valid_hangup_s * USEC_PER_SEC : 0;
+
+        if (ping == 0 && hangup == 0)
+                ping = idle_usec;
+        if (hangup == 0)
+                hangup = ping + idle_usec;
+        if (ping >= hangup)
+                ping = 0; /* the hang-up comes first: no PING */
+        w->ping_usec = ping;
+        w->hangup_usec = hangup;
+}
+
 int ws_server_conn_new(WsServerConn **ret, SsStream *s, int fd, gnutls_session_t tls,
                        const WsServerRequest *req, const void *pending, size_t n_pending,
                        uint64_t stall_usec)
@@ -643,6 +750,13 @@ int ws_server_conn_new(WsServerConn **ret, SsStream *s, int fd, gnutls_session_t
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(w->defer, SD_EVENT_OFF);
+        ws_set_validity(w, stall_usec);
+        w->heard_usec = ws_now(w); /* the upgrade request was heard */
+        r = sd_event_add_time(event, &w->validity, CLOCK_MONOTONIC,
+                              w->heard_usec + (w->ping_usec ? w->ping_usec : w->hangup_usec), 0,
+                              on_ws_validity, w);
+        if (r < 0)
+                goto fail;
         *ret = w;
         return 0;
 fail:
@@ -690,6 +804,7 @@ WsServerConn *ws_server_conn_free(WsServerConn *w)
         sd_event_source_disable_unref(w->io);
         sd_event_source_disable_unref(w->timer);
         sd_event_source_disable_unref(w->defer);
+        sd_event_source_disable_unref(w->validity);
         ws_parser_free(w->parser);
         if (w->tls)
                 gnutls_deinit(w->tls);
@@ -704,6 +819,23 @@ int ws_server_request_tx(WsServerConn *w)
         if (w->close_pending || w->close_sent)
                 return -ESTALE;
         w->tx_wanted = true;
+        ws_schedule(w);
+        return 0;
+}
+
+int ws_server_close(WsServerConn *w, unsigned code, const char *reason)
+{
+        size_t len = reason ? strlen(reason) : 0;
+
+        if (!ws_close_code_is_valid(code) || len > WS_CLOSE_REASON_MAX ||
+            !utf8_is_valid(reason, len))
+                return -EINVAL;
+        if (w->close_pending || w->close_sent)
+                return -ESTALE;
+        queue_close(w, code, code);
+        if (len)
+                memcpy(w->close_reason, reason, len);
+        w->close_reason[len] = 0;
         ws_schedule(w);
         return 0;
 }

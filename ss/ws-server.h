@@ -61,8 +61,10 @@ unsigned ws_server_request_check(const WsServerRequest *r, bool first, bool has_
 /*
  * Takes the connection over: the socket fd and the TLS session (NULL for
  * plain) belong to the new object from here on (also on failure), pending
- * holds input already read after the request's header section. stall_usec
- * bounds a write the client does not take. Nothing is delivered yet.
+ * holds input already read after the request's header section. stall_usec,
+ * the server's idle time, bounds a write the client does not take and stands
+ * for svalidping when the streamtype's retry entry has neither svalidping nor
+ * svalidhup. Nothing is delivered yet.
  */
 int ws_server_conn_new(WsServerConn **ret, SsStream *s, int fd, gnutls_session_t tls,
                        const WsServerRequest *req, const void *pending, size_t n_pending,
@@ -76,3 +78,9 @@ SsResult ws_server_conn_start(WsServerConn *w);
 WsServerConn *ws_server_conn_free(WsServerConn *w);
 /* request_tx on an upgraded connection: one more message. -ESTALE once closing. */
 int ws_server_request_tx(WsServerConn *w);
+/*
+ * ss_stream_ws_close(): a CLOSE with code (ws_close_code_is_valid()) and
+ * reason (NULL, or UTF-8 of at most WS_CLOSE_REASON_MAX bytes), else -EINVAL;
+ * -ESTALE once closing. Sent from the event loop; DISCONNECTED carries code.
+ */
+int ws_server_close(WsServerConn *w, unsigned code, const char *reason);

@@ -7,7 +7,9 @@
  * arriving byte-exact; hostile clients: a slowloris client closed with 408 at
  * the header timeout while curl is served throughout, 1,000 idle connections
  * that do not stop curl, a 1 MiB header answered with 431 and a close, a bad
- * request answered with 400; destroying the server stream stops listening.
+ * request answered with 400; destroying the server stream stops listening;
+ * a TLS server stream whose server_key file is missing, or whose server_cert
+ * file is over 1 MiB, is not created, with an error naming the file.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +40,7 @@ static char *unix_path;
 static unsigned connected_count;
 static SsStream *free_on_connect; /* a server stream its first connection destroys */
 static uint16_t port_free;
+static char *missing_key, *big_cert;
 
 /* What the application keeps per connection stream (the handlers are shared). */
 typedef struct Conn {
@@ -636,13 +639,44 @@ static int count_one(SsStream *conn, void *userdata)
         return 0;
 }
 
+/* Certificate files that cannot be used: the error names the file. */
+static void test_bad_credentials(const SsStreamHandlers *handlers)
+{
+        SsStream *s = NULL;
+        const char *e;
+        size_t before = ss_context_n_streams(ctx);
+
+        is_int(ss_stream_new(&s, ctx, "srvnokey", handlers, NULL), -ENOENT,
+               "a server_key file that does not exist: -ENOENT");
+        e = ss_stream_server_get_error();
+        if (!ok(e && strstr(e, "srvnokey") && strstr(e, "server_key nokey (file ") &&
+                    strstr(e, missing_key) && strstr(e, "No such file"),
+                "the error names the streamtype, server_key, its cert and file"))
+                tap_diag("error: %s", e ? e : "(none)");
+        else
+                tap_diag("%s", e);
+        ok(!s, "no stream");
+
+        is_int(ss_stream_new(&s, ctx, "srvbigcert", handlers, NULL), -EFBIG,
+               "a server_cert file of 1 MiB + 1 byte: -EFBIG");
+        e = ss_stream_server_get_error();
+        if (!ok(e && strstr(e, "server_cert bigcert") && strstr(e, big_cert) &&
+                    strstr(e, "larger than 1048576 bytes"),
+                "the error names server_cert, its cert and file and the bound"))
+                tap_diag("error: %s", e ? e : "(none)");
+        else
+                tap_diag("%s", e);
+        is_int(ss_context_n_streams(ctx), before, "no stream left behind");
+}
+
 static char *policy_json(void)
 {
         char *json = NULL;
 
         if (asprintf(&json,
                      "{\"release\":\"1\",\"product\":\"server\",\"schema-version\":1,"
-                     "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"}],"
+                     "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"},"
+                     "{\"bigcert\":\"file:%s\"},{\"nokey\":\"file:%s\"}],"
                      "\"s\":["
                      "{\"srv\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
                      "\"protocol\":\"h1\",\"timeout_ms\":%u,\"metadata\":[{\"method\":\"\"},"
@@ -655,12 +689,20 @@ static char *policy_json(void)
                      "{\"ct\":\"content-type:\"}]}},"
                      "{\"srvfree\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
                      "\"protocol\":\"h1\"}},"
+                     "{\"srvnokey\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\",\"tls\":true,\"server_cert\":\"scert\","
+                     "\"server_key\":\"nokey\"}},"
+                     "{\"srvbigcert\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                     "\"protocol\":\"h1\",\"tls\":true,\"server_cert\":\"bigcert\","
+                     "\"server_key\":\"skey\"}},"
                      "{\"srvunix\":{\"server\":true,\"endpoint\":\"+%s\",\"protocol\":\"h1\","
                      "\"metadata\":[{\"method\":\"\"},{\"path\":\"\"},{\"name\":\"\"},"
                      "{\"token\":\"X-Token:\"},{\"ct\":\"content-type:\"}]}}"
                      "]}",
-                     certs.server_pem, certs.server_key, (unsigned) port_plain, HEADER_TIMEOUT_MS,
-                     (unsigned) port_tls, (unsigned) port_free, unix_path) < 0)
+                     certs.server_pem, certs.server_key, big_cert, missing_key,
+                     (unsigned) port_plain, HEADER_TIMEOUT_MS, (unsigned) port_tls,
+                     (unsigned) port_free, (unsigned) port_free, (unsigned) port_free,
+                     unix_path) < 0)
                 return NULL;
         return json;
 }
@@ -686,6 +728,18 @@ int main(void)
                 port_free = peers_free_port();
         while (port_free == port_plain || port_free == port_tls);
         unix_path = peers_path("srv.sock");
+        missing_key = peers_path("missing-key.pem");
+        big_cert = peers_path("big-cert.pem");
+        {
+                /* One byte over the bound; a PEM-looking start so that only the size is wrong. */
+                int fd = open(big_cert, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                ok(fd >= 0 && write(fd, "-----BEGIN CERTIFICATE-----\n", 28) == 28 &&
+                       ftruncate(fd, 1024 * 1024 + 1) == 0,
+                   "a certificate file of 1 MiB + 1 byte");
+                if (fd >= 0)
+                        close(fd);
+        }
 
         json = policy_json();
         policy = policy_new();
@@ -703,6 +757,8 @@ int main(void)
         is_int(ss_stream_new(&unixs, ctx, "srvunix", &handlers, NULL), 0, "unix server listens");
         if (!plain || !tls || !unixs)
                 return peers_done();
+        ok(!ss_stream_server_get_error(), "no error after a server stream started");
+        test_bad_credentials(&handlers);
         is_int(ss_stream_get_state(plain), SS_STATE_CREATING, "a server stream stays CREATING");
 
         snprintf(base, sizeof(base), "http://127.0.0.1:%u", port_plain);
@@ -769,5 +825,7 @@ int main(void)
         event = sd_event_unref(event);
         peer_certs_free(&certs);
         free(unix_path);
+        free(missing_key);
+        free(big_cert);
         return peers_done();
 }

@@ -13,6 +13,14 @@
  * client that upgrades and never reads while the server sends an endless
  * message, dropped (1006) after timeout_ms without progress; and a plain HTTP
  * request on the same port still served.
+ * Validity (svalidping 1, svalidhup 4; and, without them, timeout_ms 2000 as
+ * the idle time): a client that completes the handshake and then answers
+ * nothing gets a PING and then CLOSE 1001 no earlier than the policy says,
+ * and DISCONNECTED with 1006; a python3-websockets client that sends nothing
+ * itself (ping_interval=None) but answers PINGs stays connected past both and
+ * still echoes. ss_stream_ws_close(): the client sees the application's code
+ * and reason (one of 123 bytes too); bad codes, an over-long or non-UTF-8
+ * reason, a plain HTTP stream, a second close are refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +56,45 @@ static unsigned upgrades, flag_errors, http_requests, max_push_conns;
 static uint32_t acks[1024];
 static size_t n_acks;
 static unsigned counter;
+
+/* ss_stream_ws_close() results, in the order tried (see echo_rx()). */
+static int close_results[16];
+static size_t n_close_results;
+static int txn_close_result = 1;
+
+static void note_close_result(int r)
+{
+        if (n_close_results < ELEMENTSOF(close_results))
+                close_results[n_close_results++] = r;
+}
+
+/*
+ * "close-app": the application closes with 4321 and a short reason, after
+ * trying what must be refused; "close-long": 3999 with a reason of 123 bytes.
+ */
+static SsResult app_close(SsStream *s, bool long_reason)
+{
+        /* 41 three-byte characters: 123 bytes, the most a CLOSE frame holds. */
+        char reason[200] = "";
+        static const uint16_t refused[] = {999, 1004, 1005, 1006, 1015, 1016, 2999, 5000};
+
+        if (long_reason) {
+                for (size_t i = 0; i < 41; i++)
+                        strcat(reason, "\u2603");
+                note_close_result(ss_stream_ws_close(s, 3999, reason));
+                return SS_OK;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                note_close_result(ss_stream_ws_close(s, refused[i], NULL));
+        for (size_t i = 0; i < 124; i++)
+                strcat(reason, "r");
+        note_close_result(ss_stream_ws_close(s, 4000, reason)); /* 124 bytes */
+        note_close_result(ss_stream_ws_close(s, 4000, "bad \xc3\x28 utf-8"));
+        note_close_result(ss_stream_ws_close(NULL, 4000, NULL));
+        note_close_result(ss_stream_ws_close(s, 4321, "app says bye \u2603"));
+        note_close_result(ss_stream_ws_close(s, 4322, "again")); /* closing already */
+        return SS_OK;
+}
 
 static Conn *conn_get(SsStream *s, bool create)
 {
@@ -101,6 +148,10 @@ static SsResult echo_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t 
                 c->in_message = false;
                 if (c->len == 8 && memcmp(c->buf, "close-me", 8) == 0)
                         return SS_DISCONNECT_ME;
+                if (c->len == 9 && memcmp(c->buf, "close-app", 9) == 0)
+                        return app_close(s, false);
+                if (c->len == 10 && memcmp(c->buf, "close-long", 10) == 0)
+                        return app_close(s, true);
                 (void) ss_stream_request_tx(s);
         }
         return SS_OK;
@@ -137,6 +188,7 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         case SS_STATE_SERVER_TXN:
                 /* Plain HTTP on the same port: a short answer. */
                 http_requests++;
+                txn_close_result = ss_stream_ws_close(s, 1000, NULL);
                 (void) ss_stream_server_ack(s, 0);
                 (void) ss_stream_request_tx_len(s, 0);
                 return SS_OK;
@@ -270,6 +322,19 @@ static int client(const char *kase, uint16_t port, const char *ca)
         return run_client(argv, 90);
 }
 
+/* The validity case: a silent client and a quiet one on port, svalidping ping s, svalidhup hup s.
+ */
+static int client_validity(uint16_t port, unsigned ping, unsigned hup)
+{
+        char p[16], pi[16], hu[16];
+        const char *argv[] = {"/usr/bin/python3", script, "validity", p, "-", pi, hu, NULL};
+
+        snprintf(p, sizeof(p), "%u", (unsigned) port);
+        snprintf(pi, sizeof(pi), "%u", ping);
+        snprintf(hu, sizeof(hu), "%u", hup);
+        return run_client(argv, 90);
+}
+
 /* Serves until an upgraded connection ended with ack (from index from on), or 10 s. */
 static bool wait_ack(size_t from, uint32_t ack)
 {
@@ -310,28 +375,35 @@ static int curl_plain(uint16_t port)
         return status;
 }
 
-static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t push, uint16_t flood)
+static char *policy_json(uint16_t echo, uint16_t tls, uint16_t bin, uint16_t push, uint16_t flood,
+                         uint16_t valid, uint16_t idle)
 {
         char *json = NULL;
 
-        if (asprintf(&json,
-                     "{\"release\":\"1\",\"product\":\"wsserver\",\"schema-version\":1,"
-                     "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"}],"
-                     "\"s\":["
-                     "{\"wsecho\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"chat.v2, echo.v1\",\"metadata\":[{\"path\":\"\"}]}},"
-                     "{\"wsechotls\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"tls\":true,\"server_cert\":\"scert\",\"server_key\":\"skey\","
-                     "\"ws_subprotocol\":\"echo.v1\"}},"
-                     "{\"wsbin\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true,\"ws_max_message\":4096}},"
-                     "{\"wspush\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"counter\"}},"
-                     "{\"wsflood\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"ws_subprotocol\":\"flood\",\"timeout_ms\":1500}}"
-                     "]}",
-                     certs.server_pem, certs.server_key, (unsigned) echo, (unsigned) tls,
-                     (unsigned) bin, (unsigned) push, (unsigned) flood) < 0)
+        if (asprintf(
+                &json,
+                "{\"release\":\"1\",\"product\":\"wsserver\",\"schema-version\":1,"
+                "\"retry\":[{\"valid\":{\"backoff\":[1000],\"svalidping\":1,\"svalidhup\":4}}],"
+                "\"certs\":[{\"scert\":\"file:%s\"},{\"skey\":\"file:%s\"}],"
+                "\"s\":["
+                "{\"wsecho\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"chat.v2, echo.v1\",\"metadata\":[{\"path\":\"\"}]}},"
+                "{\"wsechotls\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"tls\":true,\"server_cert\":\"scert\",\"server_key\":\"skey\","
+                "\"ws_subprotocol\":\"echo.v1\"}},"
+                "{\"wsbin\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"echo.v1\",\"ws_binary\":true,\"ws_max_message\":4096}},"
+                "{\"wspush\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"counter\"}},"
+                "{\"wsflood\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"flood\",\"timeout_ms\":1500}},"
+                "{\"wsvalid\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"echo.v1\",\"retry\":\"valid\"}},"
+                "{\"wsidle\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"ws_subprotocol\":\"echo.v1\",\"timeout_ms\":2000}}"
+                "]}",
+                certs.server_pem, certs.server_key, (unsigned) echo, (unsigned) tls, (unsigned) bin,
+                (unsigned) push, (unsigned) flood, (unsigned) valid, (unsigned) idle) < 0)
                 return NULL;
         return json;
 }
@@ -354,11 +426,11 @@ int main(void)
         SsStreamHandlers handlers = {.tx = http_tx, .state = on_state};
         SsStreamHandlers push_handlers = {.tx = push_tx, .state = push_state};
         SsStreamHandlers flood_handlers = {.tx = flood_tx, .state = flood_state};
-        SsStream *echo = NULL, *tls = NULL, *bin = NULL, *flood = NULL;
+        SsStream *echo = NULL, *tls = NULL, *bin = NULL, *flood = NULL, *valid = NULL, *idle = NULL;
         sd_event_source *timer = NULL;
         PolicyErrors errors = {};
         Policy *policy;
-        uint16_t port[5];
+        uint16_t port[7];
         char *json;
         size_t from;
 
@@ -378,7 +450,7 @@ int main(void)
         for (size_t i = 0; i < ELEMENTSOF(port); i++)
                 port[i] = other_port(port, i);
 
-        json = policy_json(port[0], port[1], port[2], port[3], port[4]);
+        json = policy_json(port[0], port[1], port[2], port[3], port[4], port[5], port[6]);
         policy = policy_new();
         is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
         for (size_t i = 0; i < errors.n_messages; i++)
@@ -396,7 +468,13 @@ int main(void)
                "push server listens");
         is_int(ss_stream_new(&flood, ctx, "wsflood", &flood_handlers, NULL), 0,
                "flood server listens");
-        if (!echo || !tls || !bin || !push_server || !flood)
+        is_int(ss_stream_new(&valid, ctx, "wsvalid", &handlers, NULL), 0,
+               "ws server with svalidping 1, svalidhup 4 listens");
+        is_int(ss_stream_new(&idle, ctx, "wsidle", &handlers, NULL), 0,
+               "ws server with timeout_ms 2000 and no validity keys listens");
+        is_int(ss_stream_ws_close(echo, 1000, NULL), -EINVAL,
+               "ss_stream_ws_close() on the server stream itself: -EINVAL");
+        if (!echo || !tls || !bin || !push_server || !flood || !valid || !idle)
                 return peers_done();
 
         from = n_acks;
@@ -446,6 +524,56 @@ int main(void)
         http_requests = 0;
         is_int(curl_plain(port[0]), 200, "plain HTTP on the ws port is served");
         is_int(http_requests, 1, "as a SERVER_TXN");
+        is_int(txn_close_result, -EOPNOTSUPP,
+               "ss_stream_ws_close() on a plain HTTP request's stream: -EOPNOTSUPP");
+
+        {
+                static const int want[] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL,
+                                           -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL,
+                                           -EINVAL, 0,       -ESTALE, 0};
+                bool same;
+
+                from = n_acks;
+                n_close_results = 0;
+                is_int(client("appclose", port[0], NULL), 0,
+                       "ss_stream_ws_close(): the client sees 4321 and its reason, then 3999 and a "
+                       "reason of 123 bytes");
+                ok(wait_ack(from, 4321), "DISCONNECTED with the application's 4321");
+                ok(wait_ack(from, 3999), "DISCONNECTED with the application's 3999");
+                same = n_close_results == ELEMENTSOF(want);
+                for (size_t i = 0; same && i < n_close_results; i++)
+                        same = close_results[i] == want[i];
+                if (!ok(same, "codes 999 1004 1005 1006 1015 1016 2999 5000, a reason of 124 "
+                              "bytes, one not UTF-8 and a NULL stream refused; a second close "
+                              "-ESTALE; 123 bytes taken"))
+                        for (size_t i = 0; i < n_close_results; i++)
+                                tap_diag("result %zu: %d", i, close_results[i]);
+        }
+
+        {
+                static const struct {
+                        const char *what;
+                        size_t port;
+                        unsigned ping, hup;
+                } validity[] = {
+                    {"svalidping 1, svalidhup 4", 5, 1, 4},
+                    {"no svalidping or svalidhup: timeout_ms 2000 as the idle time", 6, 2, 4},
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(validity); i++) {
+                        from = n_acks;
+                        is_int(client_validity(port[validity[i].port], validity[i].ping,
+                                               validity[i].hup),
+                               0,
+                               "%s: a client that answers nothing gets a PING after %u s and "
+                               "CLOSE 1001 after %u s; a quiet client that answers PINGs still "
+                               "echoes",
+                               validity[i].what, validity[i].ping, validity[i].hup);
+                        if (!ok(wait_ack(from, 1006), "%s: DISCONNECTED with 1006",
+                                validity[i].what))
+                                diag_acks(from);
+                }
+        }
 
         is_int(sd_event_add_time_relative(event, &timer, CLOCK_MONOTONIC, 200000, 0, on_push_timer,
                                           NULL),
@@ -475,6 +603,8 @@ int main(void)
         bin = ss_stream_free(bin);
         push_server = ss_stream_free(push_server);
         flood = ss_stream_free(flood);
+        valid = ss_stream_free(valid);
+        idle = ss_stream_free(idle);
         is_int(ss_context_n_streams(ctx), 0, "no stream left");
         ctx = ss_context_free(ctx);
         event = sd_event_unref(event);

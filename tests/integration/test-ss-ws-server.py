@@ -2,6 +2,7 @@
 # WebSocket clients for tests/integration/test-ss-ws-server.c, on 127.0.0.1 only.
 #
 #   test-ss-ws-server.py CASE PORT [CA_PEM]
+#   test-ss-ws-server.py validity PORT - PING HUP
 #
 # Cases with python3-websockets (a real, independent client):
 #   echo       text messages echoed byte-exact: short, empty, non-ASCII, 1 MiB
@@ -14,6 +15,17 @@
 #   limit      against ws_max_message 4096: a 4096-byte message echoed, then one
 #              of 3000 + 1097 bytes in two fragments: CLOSE 1009
 #   many       100 clients each see three increasing counter values pushed
+#   appclose   "close-app" makes the application call ss_stream_ws_close() with
+#              4321 "app says bye \u2603"; "close-long" with 3999 and a reason
+#              of 41 snowmen (123 bytes): the client sees each code and reason
+#   validity   against a server whose client must not be silent for more than
+#              HUP seconds and gets a PING after PING seconds of silence: a
+#              hand-made client completes the handshake and then sends nothing,
+#              not even a PONG: it must get a PING no earlier than PING s after
+#              its request went, then CLOSE 1001 no earlier than HUP s, then
+#              EOF; meanwhile a python3-websockets client that sends nothing of
+#              its own (ping_interval=None) but answers PINGs, connected since
+#              before, must still echo afterwards
 # Cases with hand-made bytes (what a well-behaved client will not send), each
 # with a python3-websockets client connected throughout whose echo must still
 # work afterwards:
@@ -152,6 +164,24 @@ async def case_many(port, ca):
     diag("100 clients, first saw %r" % results[0])
 
 
+async def expect_app_close(port, ca, message, code, reason):
+    ws = await connect(port, ca)
+    await ws.send(message)
+    try:
+        await asyncio.wait_for(ws.recv(), 10)
+        fail("a message instead of the close")
+    except websockets.ConnectionClosed as e:
+        if e.rcvd is None or e.rcvd.code != code or e.rcvd.reason != reason:
+            fail("close from the server: %r, want %d %r" % (e.rcvd, code, reason))
+    diag("%s: closed with %d and a reason of %d bytes" %
+         (message, code, len(reason.encode())))
+
+
+async def case_appclose(port, ca):
+    await expect_app_close(port, ca, "close-app", 4321, "app says bye \u2603")
+    await expect_app_close(port, ca, "close-long", 3999, "\u2603" * 41)
+
+
 # ---- hand-made clients ------------------------------------------------------------------------
 
 def raw_handshake(port, extra=None, version="13", protocol=PROTO,
@@ -231,6 +261,58 @@ async def case_bad(port, ca, how, want):
     diag("%s: CLOSE %d, the other client still echoed" % (how, code))
 
 
+def read_frames(s, t0, limit):
+    """The server's frames as (seconds since t0, opcode, payload) until EOF."""
+    s.settimeout(limit)
+    frames, data = [], b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except OSError as e:
+            diag("recv: %s" % e)
+            return frames, False
+        if not b:
+            return frames, True
+        data += b
+        # Server frames are unmasked and, here, short: 2 bytes of header.
+        while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7f):
+            n = data[1] & 0x7f
+            frames.append((time.monotonic() - t0, data[0] & 0x0f, data[2:2 + n]))
+            data = data[2 + n:]
+
+
+async def case_validity(port, ping, hup):
+    quiet = await websockets.connect(url(port, None), subprotocols=[PROTO], ping_interval=None,
+                                     open_timeout=10)
+    await expect_echo(quiet, "before")
+    t0 = time.monotonic()
+    s, answer = raw_handshake(port)
+    if not answer.startswith(b"HTTP/1.1 101 "):
+        fail("handshake: %r" % answer[:60])
+    frames, eof = await asyncio.get_running_loop().run_in_executor(
+        None, read_frames, s, t0, hup + 30)
+    s.close()
+    for f in frames:
+        diag("silent client: at %.2f s opcode %d payload %r" % f)
+    if not eof:
+        fail("the silent client was not closed")
+    pings = [f for f in frames if f[1] == 0x9]
+    closes = [f for f in frames if f[1] == 0x8]
+    if not pings or pings[0][0] < ping:
+        fail("no PING, or one before %d s" % ping)
+    if len(closes) != 1 or closes[0][2][:2] != (1001).to_bytes(2, "big"):
+        fail("no CLOSE 1001")
+    if closes[0][0] < hup or closes[0][0] > hup + 20:
+        fail("CLOSE at %.2f s, want %d s (at most 20 s later)" % (closes[0][0], hup))
+    # The quiet client sends nothing either, only PONGs, for clearly longer than HUP.
+    await asyncio.sleep(max(0, t0 + hup + 2 - time.monotonic()))
+    await expect_echo(quiet, "after")
+    await quiet.close()
+    if quiet.close_code != 1000:
+        fail("quiet client closed with %r" % quiet.close_code)
+    diag("quiet client connected for %.1f s, still echoes" % (time.monotonic() - t0))
+
+
 def case_refused(port, how):
     if how == "version":
         s, answer = raw_handshake(port, version="8")
@@ -250,7 +332,11 @@ def case_refused(port, how):
 
 def main():
     case, port = sys.argv[1], int(sys.argv[2])
-    ca = sys.argv[3] if len(sys.argv) > 3 else None
+    ca = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    if case == "validity":
+        coro = case_validity(port, int(sys.argv[4]), int(sys.argv[5]))
+        asyncio.run(asyncio.wait_for(coro, 80))
+        return
     if case == "stall":
         s, answer = raw_handshake(port, protocol="flood")
         if not answer.startswith(b"HTTP/1.1 101 "):
