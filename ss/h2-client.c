@@ -139,6 +139,7 @@ struct H2Client {
         bool closed; /* the h2 stream ended */
         uint32_t close_error;
         bool som_sent;
+        bool eom_sent;
         uint8_t *rx; /* grows up to H2_WINDOW bytes */
         size_t rx_size, rx_start, rx_end;
 };
@@ -870,18 +871,22 @@ static SsResult serve(SsStream *s, H2Client *h)
                         }
         }
 
-        /* Body: hold the last piece back until the end is known, so it carries EOM. */
+        /*
+         * Body: hold the last piece back until the end is known, so it carries
+         * EOM; a long_poll stream gets each piece as it comes (and EOM alone).
+         */
         while (!s->rx_paused && h->rx_end > h->rx_start) {
                 size_t avail = h->rx_end - h->rx_start;
                 bool last = h->closed && h->close_error == 0 && avail <= SS_RX_CHUNK;
                 size_t n = MIN(avail, (size_t) SS_RX_CHUNK);
                 unsigned flags = (h->som_sent ? 0 : SS_FLAG_SOM) | (last ? SS_FLAG_EOM : 0);
 
-                if (!h->closed && avail <= SS_RX_CHUNK)
+                if (!h->closed && avail <= SS_RX_CHUNK && !s->st->long_poll)
                         break;
                 if (h->closed && h->close_error != 0)
                         break; /* reset: the body is incomplete */
                 h->som_sent = true;
+                h->eom_sent = last;
                 h->rx_start += n;
                 r = ss_stream_deliver_rx(s, h->rx + h->rx_start - n, n, flags);
                 if (r != SS_OK)
@@ -895,9 +900,18 @@ static SsResult serve(SsStream *s, H2Client *h)
                 /* Reset by the server, refused at GOAWAY, or ended without a final response. */
                 if (h->close_error != 0 || !h->headers_done)
                         return h2_fail(s);
-                if (h->rx_end == h->rx_start)
-                        return complete(s, h);
-                return SS_OK;
+                if (h->rx_end != h->rx_start)
+                        return SS_OK; /* paused */
+                if (h->som_sent && !h->eom_sent) {
+                        /* The last piece went out before the end was known. */
+                        if (s->rx_paused)
+                                return SS_OK;
+                        h->eom_sent = true;
+                        r = ss_stream_deliver_rx(s, (const uint8_t *) "", 0, SS_FLAG_EOM);
+                        if (r != SS_OK)
+                                return r;
+                }
+                return complete(s, h);
         }
         if (h->tx_wanted && !h->body_done && h->tx_start == h->tx_end && h->stream_id > 0)
                 return fill_body(s, h);

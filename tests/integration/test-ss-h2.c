@@ -89,6 +89,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
         const char *locations =
             "    location = / { return 200 \"hello\\n\"; }\n"
             "    location = /small { return 200 \"small\\n\"; }\n"
+            "    location /slow/ { limit_rate 4k; rewrite ^/slow/(.*)$ /$1 break; }\n"
             "    location = /reset { return 444; }\n"
             "    location = /meta { add_header X-Reply \"r-$http_x_req\" always; "
             "return 200 \"m\\n\"; }\n"
@@ -818,6 +819,61 @@ static void test_goaway(void)
 }
 
 /*
+ * A long_poll stream gets its response body piece by piece as it comes (nginx
+ * sends 1 MiB at 4 KiB/s: four minutes), while GETs on the same connection
+ * come and go; destroying it resets its h2 stream only.
+ */
+static bool done_poll_rx(void *userdata)
+{
+        Rec *r = userdata; /* the poll stream, then the GET beside it */
+
+        return r[0].n_rx >= 2 && done_transaction(&r[1]);
+}
+
+static void test_long_poll(void)
+{
+        Rec r[2];
+        SsStream *poll, *get;
+        LogCount n;
+
+        truncate_log();
+        rec_init(&r[0]);
+        rec_init(&r[1]);
+        poll = open_stream("poll", &r[0]);
+        get = open_stream("poll_get", &r[1]);
+        (void) ss_stream_client_connect(poll);
+        (void) ss_stream_client_connect(get);
+        ok(run_until(done_poll_rx, r, 10000), "long_poll: pieces arrive while a GET completes");
+        /* Without long_poll nothing would arrive before 16 KiB did (4 s at this rate). */
+        ok(r[0].n_som == 1 && r[0].n_eom == 0 && r[0].body_len < SS_RX_CHUNK,
+           "long_poll: SOM, no EOM, %zu bytes in %u pieces so far", r[0].body_len, r[0].n_rx);
+        is_int(r[0].count[SS_STATE_QOS_ACK_REMOTE] + r[0].count[SS_STATE_DISCONNECTED], 0,
+               "long_poll: the stream stays open (%s)", r[0].states);
+        for (size_t i = 0; i < r[0].body_len && i < PEERS_BIG_SIZE; i++)
+                if (r[0].body[i] != peers_big_byte(i)) {
+                        ok(false, "long_poll: byte %zu differs", i);
+                        break;
+                }
+        ok(r[1].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[1]),
+           "long_poll: the GET beside it: ACK, the exact 1 MiB");
+        /* The GET's stream holds the trust store: the connection stays, idle. */
+        ss_stream_free(poll);
+        free(r[0].body);
+        free(r[1].body);
+        rec_init(&r[1]);
+        (void) ss_stream_client_connect(get);
+        ok(run_until(done_transaction, &r[1], 10000) && r[1].count[SS_STATE_QOS_ACK_REMOTE] == 1 &&
+               body_is_big(&r[1]),
+           "long_poll: reset, then another GET (%s)", r[1].states);
+        ss_stream_free(get);
+        free(r[1].body);
+        n = log_wait("/big?poll", "HTTP/2.0", 2);
+        is_int(n.with_protocol, 2, "long_poll: nginx served both GETs over h2");
+        if (!is_int(log_connections("?poll"), 1, "long_poll: all on one connection"))
+                log_dump();
+}
+
+/*
  * Several streams to a server without h2 (TLS without http2 in ALPN, or no
  * TLS at all): they wait on one connection attempt; when it turns out to
  * speak HTTP/1.1 it goes to one of them and every other opens its own.
@@ -1050,6 +1106,8 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
         add_h2(&json, "short", p->h2short, "\"http_url\":\"small\"");
         add_h2(&json, "few", p->h2few, "\"http_url\":\"small?few\"");
         add_h2(&json, "fallback_many", p->h1only, "\"http_url\":\"big?fbmany\"");
+        add_h2(&json, "poll", p->h2, "\"http_url\":\"slow/big?poll\",\"long_poll\":true");
+        add_h2(&json, "poll_get", p->h2, "\"http_url\":\"big?poll\"");
         append(&json,
                "{\"plain_many\":{\"endpoint\":\"localhost\",\"port\":%u,\"protocol\":\"h2\","
                "\"http_url\":\"big?plainmany\",\"retry\":\"quick\"}},",
@@ -1107,6 +1165,7 @@ int main(void)
         test_many();
         test_mixed();
         test_goaway();
+        test_long_poll();
         test_fallback_many("fallback_many", "/big?fbmany");
         test_fallback_many("plain_many", "/big?plainmany");
         test_stream_limit();
