@@ -4,15 +4,16 @@
  * topic at QoS 0 or 1 from one stream of an in-process engine, over one
  * connection to the broker. The stream asks for the next message from inside
  * its tx callback, so messages go out as fast as the connection takes them
- * (at QoS 1 at most 16 wait for their PUBACK). The run ends when the broker
- * has them all: at QoS 1 with the last PUBACK; at QoS 0 with the PUBACK of a
- * QoS 1 marker that a second stream sends on the same shared connection after
- * the last message (the broker handles a connection's packets in order). At
+ * (at QoS 1 at most 16 wait for their PUBACK), with a clean session as
+ * mosquitto_pub has. The run ends when the broker has them all: at QoS 1 with
+ * the last PUBACK; at QoS 0 with the PUBACK of a QoS 1 marker that a second
+ * stream sends on the same shared connection after the last message (the
+ * broker handles a connection's packets in order). At
  * QoS 0 msgs_per_s counts until the last byte went to the socket (the stream's
  * tx credit is back to that of an empty queue), which is what mosquitto_pub's
  * exit means; acked_msgs_per_s until the broker confirmed the marker.
  * Connection set-up is timed too, as it is for mosquitto_pub. Prints one
- * "result key=value ..." line; bench/mqtt-client-vs-mosquitto_pub runs it next
+ * "result key=value ..." line; bench/mqtt-client-vs-mosquitto-pub runs it next
  * to mosquitto_pub -l.
  *
  *   mqtt-client --port P [--host H] [--count N] [--size S] [--qos 0|1] [--topic T]
@@ -159,9 +160,9 @@ int main(int argc, char **argv)
                      "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,"
                      "\"retry\":[{\"r\":{\"backoff\":[100],\"conceal\":0}}],\"s\":["
                      "{\"data\":{\"endpoint\":\"mqtt://%s:%u\",\"mqtt_topic\":\"%s\","
-                     "\"mqtt_qos\":%u,\"retry\":\"r\"}},"
+                     "\"mqtt_qos\":%u,\"mqtt_clean_start\":true,\"retry\":\"r\"}},"
                      "{\"marker\":{\"endpoint\":\"mqtt://%s:%u\",\"mqtt_topic\":\"%s/end\","
-                     "\"mqtt_qos\":1,\"retry\":\"r\"}}]}",
+                     "\"mqtt_qos\":1,\"mqtt_clean_start\":true,\"retry\":\"r\"}}]}",
                      host, port, topic, b.qos, host, port, topic) < 0)
                 return 1;
         if (policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
