@@ -271,7 +271,8 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         if (n == 0 && !eom)
                 return SS_TX_DONT_SEND;
         n = MIN(n, *len);
-        memcpy(buf, p->tx + p->tx_off, n);
+        if (n > 0) /* an empty message may come before any byte was buffered */
+                memcpy(buf, p->tx + p->tx_off, n);
         p->tx_off += n;
         p->tx_consumed += n;
         *len = n;
