@@ -45,10 +45,30 @@ server_bench_cleanup() {
   rm -rf "$W"
 }
 
-server_bench_print() { # name "ours_rps ours_p99" "nginx_rps nginx_p99"
-  local or op nr np
-  read -r or op <<< "$2"; read -r nr np <<< "$3"
-  printf '%-22s %12s %12s %12s %12s %8s %8s\n' run "ours req/s" "ours p99 ms" "nginx req/s" "nginx p99 ms" "req/s x" "p99 x"
-  awk -v name="$1" -v or="$or" -v op="$op" -v nr="$nr" -v np="$np" \
-    'BEGIN { printf "%-22s %12.0f %12.3f %12.0f %12.3f %8.2f %8.2f\n", name, or, op, nr, np, or / nr, (np > 0 ? op / np : 0) }'
+server_bench_print() { # name "ours_rps ours_p99" "nginx_rps nginx_p99" ["ours_best nginx_best"]
+  local or op nr np ob nb
+  read -r or op <<< "$2"; read -r nr np <<< "$3"; read -r ob nb <<< "${4:-0 0}"
+  printf '%-22s %11s %11s %11s %11s %7s %7s %10s %10s %7s\n' run "ours req/s" "ours p99ms" \
+    "nginx req/s" "nginx p99ms" "req/s x" "p99 x" "ours best" "nginx best" "best x"
+  awk -v name="$1" -v or="$or" -v op="$op" -v nr="$nr" -v np="$np" -v ob="$ob" -v nb="$nb" \
+    'BEGIN { printf "%-22s %11.0f %11.3f %11.0f %11.3f %7.2f %7.2f %10.0f %10.0f %7.2f\n", name, or, op, nr, np,
+             or / nr, (np > 0 ? op / np : 0), ob, nb, (nb > 0 ? ob / nb : 0) }'
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# server_bench_rounds ROUNDS RUN_FN: alternates RUN_FN ours / RUN_FN nginx ROUNDS times (so
+# that load from elsewhere hits both alike) and prints "ours_rps ours_p99 nginx_rps nginx_p99",
+# each the median of its rounds. RUN_FN URL prints "req/s p99_ms".
+server_bench_rounds() {
+  local rounds=$1 fn=$2 i o n
+  : > ours.rounds; : > nginx.rounds
+  for i in $(seq "$rounds"); do
+    o=$($fn "http://127.0.0.1:$OURS_PORT/"); echo "$o" >> ours.rounds
+    n=$($fn "http://127.0.0.1:$NGINX_PORT/"); echo "$n" >> nginx.rounds
+    echo "# round $i: ours $o, nginx $n" >&2
+  done
+  echo "$(awk '{ print $1 }' ours.rounds | median) $(awk '{ print $2 }' ours.rounds | median)" \
+       "$(awk '{ print $1 }' nginx.rounds | median) $(awk '{ print $2 }' nginx.rounds | median)" \
+       "$(awk '{ print $1 }' ours.rounds | sort -g | tail -1) $(awk '{ print $1 }' nginx.rounds | sort -g | tail -1)"
 }
