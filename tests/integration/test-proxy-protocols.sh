@@ -9,7 +9,8 @@
 # 100 MiB download (the agent's memory stays bounded, then the download
 # completes byte-exact); over ws, text and binary messages of sizes
 # around the 1380-byte chunking up to 64 KiB come back byte-exact as whole
-# messages; over mqtt a libsmd client's publish is seen by mosquitto_sub,
+# messages, a server's close arrives as DISCONNECTED with its code, and a
+# message cut by a dropped connection is not sent in part; over mqtt a libsmd client's publish is seen by mosquitto_sub,
 # mosquitto_pub's message reaches the client with its topic, the send credit
 # is reported, and smdctl stream publishes.
 set -u
