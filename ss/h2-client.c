@@ -536,8 +536,8 @@ static void conn_detach(H2Client *h)
         h->waiting = false;
         assert(conn->n_streams > 0);
         conn->n_streams--;
-        if (s->transport == conn->transport)
-                s->transport = NULL;
+        /* The connection's (also when it was just handed over): never the stream's own. */
+        s->transport = NULL;
         conn_settle(conn);
 }
 
