@@ -1020,6 +1020,51 @@ out:
         }
 }
 
+/* A retained message sent for a new subscription goes to the stream that subscribed, only. */
+static void test_retained_shared(void)
+{
+        const char *connects[] = {"New client connected from", " as smd-", NULL};
+        Shared sh = {};
+        unsigned before;
+        char port[8];
+
+        snprintf(port, sizeof(port), "%u", (unsigned) port_plain);
+        {
+                const char *argv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t",
+                                      "sh/a",          "-m", "kept",      "-r", NULL};
+                if (!is_int(peers_run(argv), 0, "retained shared: a retained message on sh/a"))
+                        return;
+        }
+        for (size_t i = 0; i < 2; i++) {
+                rec_init(&sh.rec[i]);
+                if (ss_stream_new(&sh.s[i], ctx, "sha", &whole_handlers, &sh.rec[i]) < 0)
+                        goto out;
+        }
+        before = log_count(connects);
+        (void) ss_stream_client_connect(sh.s[0]);
+        ok(run_until(done_messages, &sh.rec[0], 1, 10000),
+           "retained shared: the first stream got the retained message (%s)", sh.rec[0].states);
+        (void) ss_stream_client_connect(sh.s[1]);
+        ok(run_until(done_messages, &sh.rec[1], 1, 10000),
+           "retained shared: the second stream, subscribing later, got it too (%s)",
+           sh.rec[1].states);
+        is_int(log_count(connects) - before, 1, "retained shared: on one connection");
+        /* A live message after both: anything misrouted arrived before it. */
+        ok(pub_run("sh/a", "live", "1"), "retained shared: mosquitto_pub sh/a");
+        ok(shared_all(&sh, done_logged, 2, 10000), "retained shared: both got the live message");
+        is_str(sh.rec[0].log, "kept|live|", "retained shared: the first once, not again");
+        is_str(sh.rec[1].log, "kept|live|", "retained shared: the second");
+out : {
+        const char *argv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t",
+                              "sh/a",          "-n", "-r",        NULL};
+        (void) peers_run(argv);
+}
+        for (size_t i = 0; i < 2; i++) {
+                ss_stream_free(sh.s[i]);
+                rec_init(&sh.rec[i]);
+        }
+}
+
 /* Two streams naming one client id share its connection rather than take it from each other. */
 static void test_same_id(void)
 {
@@ -1166,6 +1211,7 @@ int main(void)
         fake_stop(&fake);
         test_restart();
         test_shared();
+        test_retained_shared();
         test_same_id();
 
         ctx = ss_context_free(ctx);
