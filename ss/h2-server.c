@@ -52,6 +52,7 @@ struct H2ServerRequest {
         uint8_t *headers; /* name '\0' value '\0' ..., those a metadata entry wants */
         size_t headers_len, header_bytes;
         bool headers_done, too_large, created, closed, remote_ended;
+        bool detached; /* its stream went first: reset, nothing more to send */
         bool som_sent, eom_delivered;
         uint64_t body_received;
         uint8_t *body;
@@ -549,6 +550,8 @@ static void request_pump(H2ServerRequest *req)
                 (void) nghttp2_session_consume(req->h->session, req->id, req->discard);
                 req->discard = 0;
         }
+        if (req->detached)
+                return;
         if (req->too_large && req->created && !req->reset_after) {
                 /* The body went over the bound: 413, or a reset once the answer is out. */
                 req->reset_after = true;
@@ -755,6 +758,7 @@ int h2_server_request_tx(H2ServerRequest *req, bool has_len, uint64_t len)
 void h2_server_request_detach(H2ServerRequest *req)
 {
         req->rc = NULL;
+        req->detached = true;
         if (req->closed)
                 return;
         if (!req->eom || req->out_off < req->out_len || !req->submitted)

@@ -125,6 +125,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 respond(s, c, 0, c->reply, false);
         } else if (strcmp(path, "/teapot") == 0)
                 respond(s, c, 418, "short and stout\n", true);
+        else if (strcmp(path, "/abort") == 0)
+                return SS_DESTROY_ME; /* the request's stream goes: its h2 stream is reset */
         else if (strcmp(path, "/gather") == 0) {
                 /* Held until GATHER of them are open at once, then all answered. */
                 if (n_gathered < GATHER)
@@ -545,6 +547,28 @@ static void test_basic(const char *name, const char *base, const char *const *ex
         ok(!has_header(head, "x-token"), "%s: request metadata is not echoed", name);
         free(body);
         free(head);
+
+        /* The application destroys a request's stream: that h2 stream is reset, nothing else. */
+        {
+                char url2[256];
+                size_t before = ss_context_n_streams(ctx);
+
+                snprintf(url, sizeof(url), "%s/abort", base);
+                snprintf(url2, sizeof(url2), "%s/hello", base);
+                ARGS(url);
+                ok(curl(args, &body, &head, &code) != 0, "%s: /abort fails at the client", name);
+                free(body);
+                free(head);
+                ARGS(url2);
+                is_int(curl(args, &body, &head, &code), 0, "%s: the server serves on", name);
+                is_str(body, "hello world\n", "%s: with the exact body", name);
+                free(body);
+                free(head);
+                for (unsigned i = 0; i < 200 && ss_context_n_streams(ctx) > before; i++)
+                        (void) sd_event_run(event, 10000);
+                is_int(ss_context_n_streams(ctx), before, "%s: no request stream left behind",
+                       name);
+        }
 
         /* 1 MiB upload, byte-exact */
         {
