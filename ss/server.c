@@ -1488,12 +1488,17 @@ int ss_stream_server_ack(SsStream *s, unsigned status)
 
 int ss_stream_ws_close(SsStream *s, uint16_t code, const char *reason)
 {
-        SsServerConn *conn = s ? s->server_conn : NULL;
+        SsServerConn *conn;
 
-        if (!conn)
+        if (!s)
                 return -EINVAL;
+        conn = s->server_conn;
+        if (!conn) /* a connection stream being destroyed has lost it already */
+                return s->st->server && !s->server ? -ESTALE : -EINVAL;
         if (!conn->ws)
                 return -EOPNOTSUPP;
+        if (s->freeing || s->destroy_requested)
+                return -ESTALE; /* going: conn_free() says 1001 if it can */
         return ws_server_close(conn->ws, code, reason);
 }
 

@@ -422,7 +422,8 @@ int ss_stream_server_n_connections(SsStream *server);
  * 3000-4999 (1004-1006 and 1015 are reserved, 1016-2999 unassigned: clients
  * fail the connection on them); reason: NULL, or UTF-8 of at most 123 bytes.
  * -EINVAL: a bad code or reason, or not a connection stream; -EOPNOTSUPP: the
- * connection is not an upgraded WebSocket; -ESTALE: it is closing already.
+ * connection is not an upgraded WebSocket; -ESTALE: it is closing or closed
+ * already.
  * Never calls back directly: may be called from the stream's callbacks.
  */
 int ss_stream_ws_close(SsStream *s, uint16_t code, const char *reason);

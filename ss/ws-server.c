@@ -90,6 +90,7 @@ struct WsServerConn {
         bool close_received;
         bool failed;         /* the client broke the protocol: its input is dropped */
         bool shut;           /* our side of the TCP connection is closed */
+        bool ended;          /* DISCONNECTED delivered: the stream goes */
         unsigned close_code; /* what we send; 0: a CLOSE without a code */
         uint32_t close_ack;  /* the ack of DISCONNECTED */
 
@@ -365,6 +366,7 @@ static SsResult ws_end(WsServerConn *w, uint32_t ack)
 {
         SsStream *s = w->stream;
 
+        w->ended = true;
         if (s->connected_delivered)
                 (void) ss_stream_deliver_state(s, SS_STATE_DISCONNECTED, ack);
         return SS_DESTROY_ME;
@@ -816,7 +818,7 @@ WsServerConn *ws_server_conn_free(WsServerConn *w)
 
 int ws_server_request_tx(WsServerConn *w)
 {
-        if (w->close_pending || w->close_sent)
+        if (w->close_pending || w->close_sent || w->ended)
                 return -ESTALE;
         w->tx_wanted = true;
         ws_schedule(w);
@@ -830,7 +832,7 @@ int ws_server_close(WsServerConn *w, unsigned code, const char *reason)
         if (!ws_close_code_is_valid(code) || len > WS_CLOSE_REASON_MAX ||
             !utf8_is_valid(reason, len))
                 return -EINVAL;
-        if (w->close_pending || w->close_sent)
+        if (w->close_pending || w->close_sent || w->ended)
                 return -ESTALE;
         queue_close(w, code, code);
         if (len)

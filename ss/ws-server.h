@@ -81,6 +81,6 @@ int ws_server_request_tx(WsServerConn *w);
 /*
  * ss_stream_ws_close(): a CLOSE with code (ws_close_code_is_valid()) and
  * reason (NULL, or UTF-8 of at most WS_CLOSE_REASON_MAX bytes), else -EINVAL;
- * -ESTALE once closing. Sent from the event loop; DISCONNECTED carries code.
+ * -ESTALE once closing or closed. Sent from the event loop; DISCONNECTED carries code.
  */
 int ws_server_close(WsServerConn *w, unsigned code, const char *reason);

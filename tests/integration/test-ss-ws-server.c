@@ -20,7 +20,8 @@
  * itself (ping_interval=None) but answers PINGs stays connected past both and
  * still echoes. ss_stream_ws_close(): the client sees the application's code
  * and reason (one of 123 bytes too); bad codes, an over-long or non-UTF-8
- * reason, a plain HTTP stream, a second close are refused.
+ * reason, a plain HTTP stream, a second close are refused, and so is a close
+ * from DISCONNECTED (after a drop without a CLOSE too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +62,7 @@ static unsigned counter;
 static int close_results[16];
 static size_t n_close_results;
 static int txn_close_result = 1;
+static unsigned late_close_accepted; /* ss_stream_ws_close() in DISCONNECTED not -ESTALE */
 
 static void note_close_result(int r)
 {
@@ -195,6 +197,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         case SS_STATE_DISCONNECTED:
                 if (conn_get(s, false) && n_acks < ELEMENTSOF(acks))
                         acks[n_acks++] = ack;
+                if (conn_get(s, false) && ss_stream_ws_close(s, 4000, NULL) != -ESTALE)
+                        late_close_accepted++;
                 return SS_OK;
         case SS_STATE_DESTROYING:
                 conn_drop(s);
@@ -596,6 +600,12 @@ int main(void)
                    "(%.1f s)",
                    (double) (flood_disconnected_usec - start) / 1e6);
         }
+
+        from = n_acks;
+        is_int(client("drop", port[0], NULL), 0, "a client drops the connection without a CLOSE");
+        ok(wait_ack(from, 1006), "DISCONNECTED with 1006");
+        is_int(late_close_accepted, 0,
+               "ss_stream_ws_close() from DISCONNECTED: -ESTALE, the connection is over");
 
         /* Everything closes: the connections go with their server streams. */
         echo = ss_stream_free(echo);

@@ -33,6 +33,7 @@
 #   badutf8    a text frame that is not UTF-8: CLOSE 1007
 #   toobig     a frame header announcing 17 MiB: CLOSE 1009 (before any payload)
 #   badopcode  a frame with opcode 3: CLOSE 1002
+#   drop       upgrades and closes the TCP connection without a CLOSE (1006)
 #   stall      upgrades (subprotocol flood) and then reads nothing for 5 s while
 #              the server sends an endless message: the server must give up on
 #              its own (the C side checks when)
@@ -336,6 +337,12 @@ def main():
     if case == "validity":
         coro = case_validity(port, int(sys.argv[4]), int(sys.argv[5]))
         asyncio.run(asyncio.wait_for(coro, 80))
+        return
+    if case == "drop":
+        s, answer = raw_handshake(port)
+        if not answer.startswith(b"HTTP/1.1 101 "):
+            fail("handshake: %r" % answer[:60])
+        s.close()
         return
     if case == "stall":
         s, answer = raw_handshake(port, protocol="flood")
