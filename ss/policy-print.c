@@ -476,9 +476,13 @@ int policy_streamtype_print(const Policy *p, const PolicyStreamtype *st, char **
                 for (size_t i = 0; r >= 0 && i < t->n_certs; i++)
                         r = append(certs, cert_to_json(policy_find_cert(p, t->certs[i]), false));
         }
-        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(cert_names); i++)
-                if (cert_names[i])
-                        r = append(certs, cert_to_json(policy_find_cert(p, cert_names[i]), false));
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(cert_names); i++) {
+                const PolicyCert *cert = cert_names[i] ? policy_find_cert(p, cert_names[i]) : NULL;
+
+                /* A "file:" server_cert or server_key is no cert: the streamtype holds the path. */
+                if (cert)
+                        r = append(certs, cert_to_json(cert, false));
+        }
         if (r >= 0)
                 r = add(o, "certs", TAKE_PTR(certs));
         json_object_put(certs);

@@ -1327,14 +1327,31 @@ static int parse_client_cert(Parser *p, PolicyStreamtype *st, void *json)
         return parse_cert_ref(p, st, json, &st->client_cert);
 }
 
+/* server_cert, server_key: a cert name of the policy, or "file:" and an absolute PEM path. */
+static int parse_server_cert_ref(Parser *p, PolicyStreamtype *st, void *json, char **field)
+{
+        const char *s;
+        int r;
+
+        if (!json_object_is_type(json, json_type_string) ||
+            strncmp(json_object_get_string(json), "file:", 5) != 0)
+                return parse_cert_ref(p, st, json, field);
+        r = get_string(p, json, 5 + POLICY_STRING_MAX, &s);
+        if (r <= 0)
+                return r;
+        if (s[5] != '/')
+                return parser_error(p, "\"file:\" needs an absolute path");
+        return dup_string(p, json, 5 + POLICY_STRING_MAX, field);
+}
+
 static int parse_server_cert(Parser *p, PolicyStreamtype *st, void *json)
 {
-        return parse_cert_ref(p, st, json, &st->server_cert);
+        return parse_server_cert_ref(p, st, json, &st->server_cert);
 }
 
 static int parse_server_key(Parser *p, PolicyStreamtype *st, void *json)
 {
-        return parse_cert_ref(p, st, json, &st->server_key);
+        return parse_server_cert_ref(p, st, json, &st->server_key);
 }
 
 static int parse_metadata(Parser *p, PolicyStreamtype *st, void *json)
