@@ -209,7 +209,8 @@ struct SsStream {
         uint64_t tx_len;
         unsigned retry_count; /* consecutive failures */
 
-        Timer work_timer; /* deferred connect, from the event loop */
+        Timer work_timer; /* deferred connect, from the event loop (no event loop: tests) */
+        sd_event_source *work_source; /* deferred connect, with an event loop */
         Timer retry_timer;
         Timer timeout_timer;
         Timer validity_timer;     /* svalidhup: hang up */

@@ -10,7 +10,8 @@
  * Control flow: user callbacks run only from event-loop entry points (the
  * timer and transport handlers here) and from ss_stream_new() / ss_stream_free().
  * Public calls that would start work (connect, request_tx) only set flags and
- * arm the zero-delay work timer, so they are safe from inside callbacks. Each
+ * arm the stream's work source (a zero-delay timer without an event loop), so
+ * they are safe from inside callbacks. Each
  * entry point ends in stream_dispatch(), the only place where a DESTROY_ME or
  * DISCONNECT_ME result is acted on.
  */
@@ -493,9 +494,23 @@ static void stream_cancel_policy_timeout(SsStream *s)
         }
 }
 
+static int on_work_source(sd_event_source *source, void *userdata);
+
 static void stream_defer_connect(SsStream *s)
 {
         s->connect_wanted = true;
+        /*
+         * With an event loop, a defer source of the stream's own: unlike a
+         * timer it costs no timerfd to arm and read on every request.
+         */
+        if (s->context->event) {
+                if (!s->work_source &&
+                    sd_event_add_defer(s->context->event, &s->work_source, on_work_source, s) < 0)
+                        s->work_source = NULL;
+                if (s->work_source &&
+                    sd_event_source_set_enabled(s->work_source, SD_EVENT_ONESHOT) >= 0)
+                        return;
+        }
         /*
          * Deadline 0, not "now": a deadline that is already older than the time
          * source's accuracy fires at the next loop iteration, while "now" lets
@@ -876,6 +891,15 @@ static void on_transport_failed(Transport *t, TransportError error, const char *
                 stream_dispatch(s, stream_drop(s, true, 0));
 }
 
+static int on_work_source(sd_event_source *source, void *userdata)
+{
+        SsStream *s = userdata;
+
+        if (s->connect_wanted && s->phase == SS_PHASE_IDLE)
+                stream_dispatch(s, stream_connect(s));
+        return 0;
+}
+
 static void on_work_timer(Timer *t, void *userdata)
 {
         SsStream *s = userdata;
@@ -988,6 +1012,7 @@ static void stream_destroy(SsStream *s)
 
         /* After the callbacks: they may have armed timers. */
         timer_cancel(&s->work_timer);
+        s->work_source = sd_event_source_disable_unref(s->work_source);
         timer_cancel(&s->retry_timer);
         timer_cancel(&s->timeout_timer);
         timer_cancel(&s->validity_timer);
