@@ -328,9 +328,13 @@ static SsResult fill_data(SsStream *s, WsClient *w)
         SsResult r;
         int n;
 
+        /* Cleared first: a request_tx from inside the callback asks for the next message. */
+        w->tx_wanted = false;
         r = ss_stream_call_tx(s, payload, &len, &flags);
-        if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
+        if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME) {
+                w->tx_wanted = true; /* what was asked for is still owed */
                 return r;
+        }
         if (r == SS_TX_DONT_SEND) {
                 w->tx_wanted = false;
                 return SS_OK;
@@ -362,8 +366,8 @@ static SsResult fill_data(SsStream *s, WsClient *w)
         w->out_start = start;
         w->out_end = OUT_PREFIX + len;
         w->tx_in_message = !fin;
-        if (fin)
-                w->tx_wanted = false;
+        if (!fin)
+                w->tx_wanted = true;
         return SS_OK;
 }
 

@@ -148,6 +148,7 @@ typedef struct Rec {
         const char *tx_text;
         bool binary;
         unsigned n_tx;
+        unsigned tx_chain; /* messages still to send, each asked for from the tx callback */
 } Rec;
 
 static void rec_init(Rec *r)
@@ -241,6 +242,12 @@ static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, u
         if (r->tx_off == size)
                 *flags |= SS_FLAG_EOM;
         r->n_tx++;
+        if (r->tx_off == size && r->tx_chain > 0) {
+                /* The next message, asked for by the callback that ends this one. */
+                r->tx_chain--;
+                r->tx_off = 0;
+                (void) ss_stream_request_tx(s);
+        }
         return SS_OK;
 }
 
@@ -360,6 +367,33 @@ static void test_echo(const char *type, bool binary)
         ss_stream_free(s);
         is_str(r.states, "CREATING CONNECTING CONNECTED DISCONNECTED DESTROYING",
                "%s: destroyed cleanly", type);
+        rec_init(&r);
+}
+
+/* Each message's last tx callback asks for the next: every one of them goes. */
+static void test_chain(const char *type)
+{
+        Rec r = {};
+        SsStream *s;
+
+        rec_init(&r);
+        s = open_stream(type, &r);
+        if (!s)
+                return;
+        ok(echo_one(s, &r, 100), "%s: connected, a first message echoed", type);
+        r.tx_size = 3000;
+        r.tx_off = 0;
+        r.tx_chain = 9;
+        want_messages = r.n_messages + 10;
+        disconnects_before = r.count[SS_STATE_DISCONNECTED];
+        (void) ss_stream_request_tx(s);
+        ok(run_until(done_messages, &r, 20000), "%s: done waiting", type);
+        is_int(r.n_messages, want_messages,
+               "%s: ten messages, each asked for inside the previous one's last tx call, "
+               "all echoed",
+               type);
+        is_int(r.tx_chain, 0, "%s: the chain ran to its end", type);
+        ss_stream_free(s);
         rec_init(&r);
 }
 
@@ -698,6 +732,7 @@ int main(void)
         test_echo("echo", false);
         test_echo("echo_bin", true);
         test_echo("echo_tls", true);
+        test_chain("echo");
         test_subprotocol();
         test_fragments();
         test_interleave(&servers[0]);
