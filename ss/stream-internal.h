@@ -173,6 +173,14 @@ struct SsContext {
         unsigned pool_total;
         uint32_t pool_idle_ms;
 
+        /*
+         * Streams with a deferred connect, served in order by one defer source
+         * (with an event loop; without one each stream's work timer does it).
+         */
+        sd_event_source *work_source;
+        SsStream *work_head, *work_tail;
+        size_t n_work;
+
         /* Shared h2 connections, with or without streams (h2-client.c). */
         H2Connection *h2_connections;
 };
@@ -210,7 +218,8 @@ struct SsStream {
         unsigned retry_count; /* consecutive failures */
 
         Timer work_timer; /* deferred connect, from the event loop (no event loop: tests) */
-        sd_event_source *work_source; /* deferred connect, with an event loop */
+        SsStream *work_prev, *work_next; /* in the context's work queue (with an event loop) */
+        bool work_queued;
         Timer retry_timer;
         Timer timeout_timer;
         Timer validity_timer;     /* svalidhup: hang up */

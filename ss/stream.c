@@ -203,6 +203,8 @@ SsContext *ss_context_free(SsContext *c)
                 (void) ss_stream_free(c->streams);
         ss_pool_drop_all(c);
         assert(!c->tls_entries);
+        assert(!c->work_head);
+        (void) sd_event_source_disable_unref(c->work_source);
         resolver_free(c->resolver);
         scheduler_free(c->scheduler);
         sd_event_unref(c->event);
@@ -494,23 +496,62 @@ static void stream_cancel_policy_timeout(SsStream *s)
         }
 }
 
-static int on_work_source(sd_event_source *source, void *userdata);
+static int on_context_work(sd_event_source *source, void *userdata);
+
+static void work_unqueue(SsStream *s)
+{
+        SsContext *c = s->context;
+
+        if (!s->work_queued)
+                return;
+        if (s->work_prev)
+                s->work_prev->work_next = s->work_next;
+        else
+                c->work_head = s->work_next;
+        if (s->work_next)
+                s->work_next->work_prev = s->work_prev;
+        else
+                c->work_tail = s->work_prev;
+        s->work_prev = s->work_next = NULL;
+        s->work_queued = false;
+        c->n_work--;
+}
+
+/*
+ * With an event loop, the context's work queue: one defer source serves every
+ * stream queued, in one dispatch, and unlike a timer costs no timerfd to arm
+ * and read on every request.
+ */
+static bool work_queue(SsStream *s)
+{
+        SsContext *c = s->context;
+
+        if (!c->event)
+                return false;
+        if (!c->work_source &&
+            sd_event_add_defer(c->event, &c->work_source, on_context_work, c) < 0)
+                return false;
+        if (sd_event_source_set_enabled(c->work_source, SD_EVENT_ONESHOT) < 0)
+                return false;
+        if (s->work_queued)
+                return true;
+        s->work_queued = true;
+        s->work_next = NULL;
+        s->work_prev = c->work_tail;
+        if (c->work_tail)
+                c->work_tail->work_next = s;
+        else
+                c->work_head = s;
+        c->work_tail = s;
+        c->n_work++;
+        return true;
+}
 
 static void stream_defer_connect(SsStream *s)
 {
         s->connect_wanted = true;
-        /*
-         * With an event loop, a defer source of the stream's own: unlike a
-         * timer it costs no timerfd to arm and read on every request.
-         */
-        if (s->context->event) {
-                if (!s->work_source &&
-                    sd_event_add_defer(s->context->event, &s->work_source, on_work_source, s) < 0)
-                        s->work_source = NULL;
-                if (s->work_source &&
-                    sd_event_source_set_enabled(s->work_source, SD_EVENT_ONESHOT) >= 0)
-                        return;
-        }
+        if (work_queue(s))
+                return;
         /*
          * Deadline 0, not "now": a deadline that is already older than the time
          * source's accuracy fires at the next loop iteration, while "now" lets
@@ -891,12 +932,20 @@ static void on_transport_failed(Transport *t, TransportError error, const char *
                 stream_dispatch(s, stream_drop(s, true, 0));
 }
 
-static int on_work_source(sd_event_source *source, void *userdata)
+static int on_context_work(sd_event_source *source, void *userdata)
 {
-        SsStream *s = userdata;
+        SsContext *c = userdata;
+        /* Those queued now: streams queued by their callbacks wait for the next round. */
+        size_t n = c->n_work;
+        SsStream *s;
 
-        if (s->connect_wanted && s->phase == SS_PHASE_IDLE)
-                stream_dispatch(s, stream_connect(s));
+        while (n-- > 0 && (s = c->work_head)) {
+                work_unqueue(s);
+                if (s->connect_wanted && s->phase == SS_PHASE_IDLE)
+                        stream_dispatch(s, stream_connect(s));
+        }
+        if (c->work_head)
+                (void) sd_event_source_set_enabled(c->work_source, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -1012,7 +1061,7 @@ static void stream_destroy(SsStream *s)
 
         /* After the callbacks: they may have armed timers. */
         timer_cancel(&s->work_timer);
-        s->work_source = sd_event_source_disable_unref(s->work_source);
+        work_unqueue(s);
         timer_cancel(&s->retry_timer);
         timer_cancel(&s->timeout_timer);
         timer_cancel(&s->validity_timer);
