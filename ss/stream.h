@@ -97,6 +97,13 @@
  * a second less than the server's "Keep-Alive: timeout=N"). Idle connections
  * of a trust store are closed when its last stream goes. Redirects always
  * open a new connection.
+ *
+ * h2: streams to the same server share one connection, each transaction an
+ * h2 stream of it (at most 100 per connection, fewer when the server says so;
+ * more open another connection). Streams still see CONNECTING, CONNECTED and
+ * DISCONNECTED around each transaction. Without streams a connection idles
+ * for the pool's idle time (0 per_server or total: closed at once); it goes
+ * with its trust store's last stream, and with the idle ones on a drop.
  */
 #pragma once
 
@@ -224,7 +231,7 @@ unsigned ss_context_n_tls_contexts(SsContext *c);
  */
 void ss_context_set_connection_pool(SsContext *c, unsigned per_server, unsigned total,
                                     uint32_t idle_ms);
-/* Idle keep-alive connections held now. */
+/* Idle HTTP/1.1 keep-alive connections held now (idle h2 connections are not counted). */
 size_t ss_context_n_idle_connections(SsContext *c);
 /* Closes every idle connection (after a network change or a resume, say). */
 void ss_context_drop_idle_connections(SsContext *c);
