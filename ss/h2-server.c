@@ -556,8 +556,12 @@ static void request_pump(H2ServerRequest *req)
                 /* The body went over the bound: 413, or a reset once the answer is out. */
                 req->reset_after = true;
                 if (req->submitted) {
-                        (void) nghttp2_submit_rst_stream(req->h->session, NGHTTP2_FLAG_NONE,
-                                                         req->id, NGHTTP2_CANCEL);
+                        /* Answered already: stop the upload, without error once complete. */
+                        bool complete = !req->has_data || req->eom;
+
+                        (void) nghttp2_submit_rst_stream(
+                            req->h->session, NGHTTP2_FLAG_NONE, req->id,
+                            complete ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
                         return;
                 }
                 request_answer_empty(req, 413, true);

@@ -606,6 +606,35 @@ static int run_nghttp(void *arg)
         return exec_argv((void *) argv);
 }
 
+/* A body over the bound (16 MiB): 413 before the application sees its end. */
+static void test_body_413(const char *name, const char *base, const char *const *extra)
+{
+        char *file = peers_path("over.bin"), at[300], url[256], *body = NULL, *head = NULL;
+        const char *args[12];
+        unsigned code = 0;
+        size_t n = 0;
+        FILE *f = fopen(file, "we");
+
+        if (f) {
+                (void) ftruncate(fileno(f), SS_SERVER_MAX_BODY + 65536);
+                fclose(f);
+        }
+        snprintf(at, sizeof(at), "@%s", file);
+        snprintf(url, sizeof(url), "%s/upload", base);
+        for (size_t i = 0; extra[i]; i++)
+                args[n++] = extra[i];
+        args[n++] = "--data-binary";
+        args[n++] = at;
+        args[n++] = url;
+        args[n] = NULL;
+        (void) curl(args, &body, &head, &code);
+        is_int(code, 413, "%s: a body over 16 MiB gets 413", name);
+        free(body);
+        free(head);
+        (void) unlink(file);
+        free(file);
+}
+
 static void test_nghttp(const char *name, const char *url)
 {
         unsigned before = txn_count;
@@ -872,6 +901,12 @@ int main(void)
                 is_str(body, "hello world\n", "with the same body");
                 free(body);
                 free(head);
+        }
+        {
+                const char *const extra[] = {"--http2-prior-knowledge", NULL};
+
+                snprintf(base, sizeof(base), "http://127.0.0.1:%u", port_plain);
+                test_body_413("h2c", base, extra);
         }
         snprintf(base, sizeof(base), "https://localhost:%u/gather", port_tls);
         test_nghttp("h2 (ALPN)", base);
