@@ -607,32 +607,52 @@ static int run_nghttp(void *arg)
 }
 
 /* A body over the bound (16 MiB): 413 before the application sees its end. */
-static void test_body_413(const char *name, const char *base, const char *const *extra)
+typedef struct Over {
+        const char *data, *url, *out;
+} Over;
+
+static int run_nghttp_upload(void *arg)
 {
-        char *file = peers_path("over.bin"), at[300], url[256], *body = NULL, *head = NULL;
-        const char *args[12];
-        unsigned code = 0;
-        size_t n = 0;
+        Over *o = arg;
+        const char *argv[] = {"nghttp", "-v", "-t", "20", "-d", o->data, o->url, NULL};
+        int fd = open(o->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+                return 126;
+        return exec_argv((void *) argv);
+}
+
+static void test_body_413(const char *name, const char *url)
+{
+        char *file = peers_path("over.bin"), *out = peers_path("over.out"), *text;
+        Over o = {.data = file, .url = url, .out = out};
+        unsigned before = txn_count;
         FILE *f = fopen(file, "we");
 
+        /*
+         * nghttp, not curl: after the 413 the server stops the upload with
+         * RST_STREAM NO_ERROR (RFC 9113 8.1), which curl 7.88 sometimes takes
+         * for a framing error before it reported the status.
+         */
         if (f) {
                 (void) ftruncate(fileno(f), SS_SERVER_MAX_BODY + 65536);
                 fclose(f);
         }
-        snprintf(at, sizeof(at), "@%s", file);
-        snprintf(url, sizeof(url), "%s/upload", base);
-        for (size_t i = 0; extra[i]; i++)
-                args[n++] = extra[i];
-        args[n++] = "--data-binary";
-        args[n++] = at;
-        args[n++] = url;
-        args[n] = NULL;
-        (void) curl(args, &body, &head, &code);
-        is_int(code, 413, "%s: a body over 16 MiB gets 413", name);
-        free(body);
-        free(head);
+        (void) run_child(run_nghttp_upload, &o, 60);
+        text = peers_read_file(out, NULL);
+        ok(text && strstr(text, ":status: 413"), "%s: a body over 16 MiB gets 413", name);
+        is_int(txn_count - before, 1, "%s: the request reached the application", name);
+        if (text && !strstr(text, ":status: 413")) {
+                /* what came back, without the DATA and WINDOW_UPDATE frames */
+                for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+                        if (strstr(line, "recv ") && !strstr(line, "WINDOW_UPDATE"))
+                                tap_diag("%s", line);
+        }
+        free(text);
         (void) unlink(file);
+        (void) unlink(out);
         free(file);
+        free(out);
 }
 
 static void test_nghttp(const char *name, const char *url)
@@ -902,12 +922,8 @@ int main(void)
                 free(body);
                 free(head);
         }
-        {
-                const char *const extra[] = {"--http2-prior-knowledge", NULL};
-
-                snprintf(base, sizeof(base), "http://127.0.0.1:%u", port_plain);
-                test_body_413("h2c", base, extra);
-        }
+        snprintf(base, sizeof(base), "http://127.0.0.1:%u/upload", port_plain);
+        test_body_413("h2c", base);
         snprintf(base, sizeof(base), "https://localhost:%u/gather", port_tls);
         test_nghttp("h2 (ALPN)", base);
         snprintf(base, sizeof(base), "http://127.0.0.1:%u/gather", port_plain);
