@@ -35,6 +35,8 @@ typedef struct Answer {
 
 typedef struct Listener {
         SsStream *server;
+        Policy *policy; /* a reference: the policy it was started under, and its entry */
+        const PolicyStreamtype *st;
 } Listener;
 
 struct Hosted {
@@ -154,43 +156,75 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         return SS_OK;
 }
 
+static void listener_clear(Listener *l)
+{
+        l->server = ss_stream_free(l->server);
+        l->policy = policy_unref(l->policy);
+        l->st = NULL;
+}
+
 static void hosted_stop(Hosted *h)
 {
-        for (size_t i = 0; i < h->n_listeners; i++) {
-                ss_stream_free(h->listeners[i].server);
-        }
+        for (size_t i = 0; i < h->n_listeners; i++)
+                listener_clear(&h->listeners[i]);
         h->listeners = mfree(h->listeners);
         h->n_listeners = 0;
+}
+
+static bool is_hosted(const PolicyStreamtype *st)
+{
+        return st->server && !st->has_allow;
 }
 
 void hosted_start(Hosted *h)
 {
         static const SsStreamHandlers handlers = {.tx = on_tx, .state = on_state};
-        const Policy *p = h->m->policy;
-        size_t n = 0;
+        Policy *p = h->m->policy;
+        Listener *old = h->listeners;
+        size_t n = 0, n_old = h->n_listeners, n_st = p ? policy_n_streamtypes(p) : 0;
+        _cleanup_free_ bool *kept = NULL;
 
-        hosted_stop(h);
         h->started = true;
-        if (!p || !h->m->ss)
-                return;
-        for (size_t i = 0; i < policy_n_streamtypes(p); i++) {
+        h->listeners = NULL;
+        h->n_listeners = 0;
+        for (size_t i = 0; h->m->ss && i < n_st; i++)
+                n += is_hosted(policy_streamtype_at(p, i));
+        if (n > 0) {
+                h->listeners = calloc(n, sizeof(Listener));
+                kept = calloc(n_st, sizeof(bool));
+                if (!h->listeners || !kept) {
+                        log_error_errno(ENOMEM,
+                                        "failed to start the policy's server streamtypes: %m");
+                        h->listeners = mfree(h->listeners);
+                }
+        }
+        /*
+         * A listener whose streamtype did not change keeps running (and its
+         * connections); the others stop before new ones start (same port).
+         */
+        for (size_t i = 0; h->listeners && i < n_st; i++) {
                 const PolicyStreamtype *st = policy_streamtype_at(p, i);
 
-                n += st->server && !st->has_allow;
+                if (!is_hosted(st))
+                        continue;
+                for (size_t j = 0; j < n_old; j++)
+                        if (old[j].server && strcmp(old[j].st->name, st->name) == 0 &&
+                            policy_streamtype_equal(old[j].policy, old[j].st, p, st)) {
+                                h->listeners[h->n_listeners++] = old[j];
+                                old[j] = (Listener){};
+                                kept[i] = true;
+                                break;
+                        }
         }
-        if (n == 0)
-                return;
-        h->listeners = calloc(n, sizeof(Listener));
-        if (!h->listeners) {
-                log_error_errno(ENOMEM, "failed to start the policy's server streamtypes: %m");
-                return;
-        }
-        for (size_t i = 0; i < policy_n_streamtypes(p); i++) {
+        for (size_t i = 0; i < n_old; i++)
+                listener_clear(&old[i]);
+        free(old);
+        for (size_t i = 0; h->listeners && i < n_st; i++) {
                 const PolicyStreamtype *st = policy_streamtype_at(p, i);
                 Listener *l = &h->listeners[h->n_listeners];
                 int r;
 
-                if (!st->server || st->has_allow)
+                if (!is_hosted(st) || kept[i])
                         continue;
                 r = ss_stream_new(&l->server, h->m->ss, st->name, &handlers, h);
                 if (r < 0) {
@@ -201,6 +235,8 @@ void hosted_start(Hosted *h)
                 }
                 log_info("streamtype %s: serving the agent's status on %s%s%u", st->name,
                          strempty(st->endpoint), st->unix_socket ? "" : ":", (unsigned) st->port);
+                l->policy = policy_ref(p);
+                l->st = st;
                 h->n_listeners++;
         }
 }

@@ -3,9 +3,9 @@
 # "server": true streamtype without an allow rule listens from the start and
 # answers GET (HTTP/1.1 and h2c) with the agent's status as JSON, HEAD with
 # its headers, other methods with 405; one with an allow rule is left to
-# clients of the socket and does not listen; a reload (SIGHUP) that moves the
-# port closes the old one and serves on the new one; stopping the agent stops
-# listening.
+# clients of the socket and does not listen; a reload (SIGHUP) that changes
+# nothing leaves it running, one that moves the port closes the old one and
+# serves on the new one; stopping the agent stops listening.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
 : "${SMDAGENT:?}"
@@ -79,6 +79,16 @@ ok $? "a server streamtype with an allow rule is not hosted by the agent"
 
 grep -q "streamtype status: serving the agent's status on 127.0.0.1:$P1" "$W/agent.log"
 ok $? "the agent logs what it serves"
+
+# A reload that changes nothing leaves the server running.
+before=$(grep -c "serving the agent's status" "$W/agent.log")
+kill -HUP "$AGENT"
+loaded_twice() { [ "$(grep -c "policy loaded: release hosted-$P1," "$W/agent.log")" -ge 2 ]; }
+wait_for 5 loaded_twice
+ok $? "the agent reloaded the same policy"
+curl -sf -o /dev/null "http://127.0.0.1:$P1/"
+ok $? "an unchanged reload: the port still serves"
+is "$(grep -c "serving the agent's status" "$W/agent.log")" "$before" "and the server was not restarted"
 
 # Reload: the status server moves to P2.
 write_policy "$P2"
