@@ -3,8 +3,8 @@
 # content-type) on free loopback ports in a temporary folder, pinned with
 # taskset; prints the table rows. Sourced, not run.
 
-server_bench_start() { # build-dir [http2]
-  local build=$1 listen_opt=${2:-} port_of
+server_bench_start() { # build-dir [http2]; BENCH_TLS=1: both over TLS (test certificates)
+  local build=$1 listen_opt=${2:-} port_of ssl_conf="" ours_tls=()
   OURS_BIN=$(realpath "$build/bench/h1-server")
   W=$(mktemp -d); NGINX=; OURS=
   trap 'server_bench_cleanup' EXIT
@@ -16,19 +16,33 @@ server_bench_start() { # build-dir [http2]
   port_of() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   OURS_PORT=$(port_of); NGINX_PORT=$(port_of)
   while [ "$NGINX_PORT" = "$OURS_PORT" ]; do NGINX_PORT=$(port_of); done
+  SCHEME=http
+  if [ "${BENCH_TLS:-0}" = 1 ]; then
+    certtool --generate-privkey --key-type=ecdsa --outfile ca.key 2>/dev/null
+    printf 'cn = "Bench CA"\nca\ncert_signing_key\nexpiration_days = 2\n' > ca.tmpl
+    certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem 2>/dev/null
+    certtool --generate-privkey --key-type=ecdsa --outfile server.key 2>/dev/null
+    printf 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 2\n' > server.tmpl
+    certtool --generate-certificate --load-privkey server.key --load-ca-certificate ca.pem \
+      --load-ca-privkey ca.key --template server.tmpl --outfile server.pem 2>/dev/null
+    listen_opt="ssl $listen_opt"
+    ssl_conf="ssl_certificate $W/server.pem; ssl_certificate_key $W/server.key;"
+    ours_tls=(--cert "$W/server.pem" --key "$W/server.key")
+    SCHEME=https
+  fi
   cat > nginx.conf <<CONF
 daemon off; worker_processes 1; pid $W/nginx.pid; error_log $W/error.log;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path $W/b; proxy_temp_path $W/p; fastcgi_temp_path $W/f;
   uwsgi_temp_path $W/u; scgi_temp_path $W/s; keepalive_requests 1000000;
   server_tokens off;
-  server { listen 127.0.0.1:$NGINX_PORT $listen_opt;
+  server { listen 127.0.0.1:$NGINX_PORT $listen_opt; $ssl_conf
     location / { default_type text/plain; return 200 "hello world\n"; } } }
 CONF
   $SERVER_CPU nginx -p "$W" -c "$W/nginx.conf" -e "$W/error.log" & NGINX=$!
-  $SERVER_CPU "$OURS_BIN" --port "$OURS_PORT" > ours.out & OURS=$!
+  $SERVER_CPU "$OURS_BIN" --port "$OURS_PORT" "${ours_tls[@]}" > ours.out & OURS=$!
   for _ in $(seq 500); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null ||
+    if curl -skf -o /dev/null "$SCHEME://127.0.0.1:$NGINX_PORT/" 2>/dev/null ||
        curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null; then
       grep -q ready ours.out && break
     fi
@@ -64,8 +78,8 @@ server_bench_rounds() {
   local rounds=$1 fn=$2 i o n
   : > ours.rounds; : > nginx.rounds
   for i in $(seq "$rounds"); do
-    o=$($fn "http://127.0.0.1:$OURS_PORT/"); echo "$o" >> ours.rounds
-    n=$($fn "http://127.0.0.1:$NGINX_PORT/"); echo "$n" >> nginx.rounds
+    o=$($fn "$SCHEME://127.0.0.1:$OURS_PORT/"); echo "$o" >> ours.rounds
+    n=$($fn "$SCHEME://127.0.0.1:$NGINX_PORT/"); echo "$n" >> nginx.rounds
     echo "# round $i: ours $o, nginx $n" >&2
   done
   echo "$(awk '{ print $1 }' ours.rounds | median) $(awk '{ print $2 }' ours.rounds | median)" \

@@ -5,9 +5,10 @@
  * text/plain), over HTTP/1.1 or h2c (prior knowledge), from one in-process
  * engine on one thread. bench/h1-server-vs-nginx (wrk) and
  * bench/h2-server-vs-nginx (h2load) run it next to nginx with one worker.
- * Prints "ready" once listening; runs until SIGTERM or SIGINT.
+ * With --cert and --key (PEM files) it serves over TLS instead (ALPN h2 and
+ * http/1.1). Prints "ready" once listening; runs until SIGTERM or SIGINT.
  *
- *   h1-server --port P
+ *   h1-server --port P [--cert PEM --key PEM]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -55,21 +56,33 @@ int main(int argc, char **argv)
         sd_event *event = NULL;
         SsContext *ctx = NULL;
         SsStream *server = NULL;
-        unsigned port =
-            argc == 3 && strcmp(argv[1], "--port") == 0 ? (unsigned) strtoul(argv[2], NULL, 10) : 0;
+        const char *cert = NULL, *key = NULL;
+        unsigned port = 0;
         char *json = NULL;
         sigset_t mask;
         int r;
 
-        if (port == 0 || port > 65535) {
-                fprintf(stderr, "usage: h1-server --port P\n");
+        for (int i = 1; i + 1 < argc; i += 2) {
+                if (strcmp(argv[i], "--port") == 0)
+                        port = (unsigned) strtoul(argv[i + 1], NULL, 10);
+                else if (strcmp(argv[i], "--cert") == 0)
+                        cert = argv[i + 1];
+                else if (strcmp(argv[i], "--key") == 0)
+                        key = argv[i + 1];
+                else
+                        port = 0;
+        }
+        if (port == 0 || port > 65535 || argc % 2 == 0 || !cert != !key) {
+                fprintf(stderr, "usage: h1-server --port P [--cert PEM --key PEM]\n");
                 return 2;
         }
         if (asprintf(&json,
-                     "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,"
+                     "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,%s%s%s%s%s"
                      "\"s\":[{\"bench\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"protocol\":\"h1\",\"metadata\":[{\"ct\":\"content-type:\"}]}}]}",
-                     port) < 0)
+                     "\"protocol\":\"h1\",%s\"metadata\":[{\"ct\":\"content-type:\"}]}}]}",
+                     cert ? "\"certs\":[{\"c\":\"file:" : "", cert ? cert : "",
+                     cert ? "\"},{\"k\":\"file:" : "", key ? key : "", cert ? "\"}]," : "", port,
+                     cert ? "\"tls\":true,\"server_cert\":\"c\",\"server_key\":\"k\"," : "") < 0)
                 return 1;
         if (!policy || policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
                 for (size_t i = 0; i < errors.n_messages; i++)
