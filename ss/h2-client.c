@@ -129,7 +129,9 @@ struct H2Client {
         uint64_t body_left;
         uint8_t *tx;
         size_t tx_start, tx_end;
-        bool tx_eom; /* the bytes in tx end the body */
+        bool tx_eom;          /* the bytes in tx end the body */
+        bool in_tx;           /* inside the tx callback */
+        bool requested_in_tx; /* request_tx from inside it: maybe for the next transaction */
 
         /* Response. */
         unsigned status;
@@ -758,7 +760,10 @@ static SsResult fill_body(SsStream *s, H2Client *h)
         if (h->has_len && h->body_left < max)
                 max = (size_t) h->body_left;
         len = max;
+        h->in_tx = true;
+        h->requested_in_tx = false;
         r = ss_stream_call_tx(s, h->tx, &len, &flags);
+        h->in_tx = false;
         if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
                 return r;
         if (r == SS_TX_DONT_SEND) {
@@ -778,6 +783,9 @@ static SsResult fill_body(SsStream *s, H2Client *h)
         } else if (flags & SS_FLAG_EOM)
                 h->tx_eom = true;
         h->body_done = h->tx_eom;
+        /* Asked for by the callback that ended the body: that is the next transaction. */
+        if (h->body_done && h->requested_in_tx)
+                s->tx_pending = true;
         if (len > 0 || h->tx_eom)
                 (void) nghttp2_session_resume_data(h->conn->session, h->stream_id);
         else
@@ -1272,6 +1280,8 @@ static void h2_request_tx(SsStream *s)
                 s->tx_pending = true;
                 return;
         }
+        if (h->in_tx)
+                h->requested_in_tx = true;
         h->tx_wanted = true;
         pending_add(h);
         conn_kick(h->conn);

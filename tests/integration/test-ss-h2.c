@@ -270,6 +270,7 @@ typedef struct Rec {
         size_t tx_size, tx_off;
         bool pause_on_first_rx;
         int64_t tx_credit_min, tx_credit_max; /* ss_stream_tx_credit() seen in tx */
+        unsigned tx_again; /* bodies still to send, each asked for by the previous one's end */
 } Rec;
 
 static void rec_init(Rec *r)
@@ -332,6 +333,12 @@ static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, u
         r->tx_off += n;
         *len = n;
         *flags = r->tx_off == r->tx_size ? SS_FLAG_EOM : 0;
+        if (r->tx_off == r->tx_size && r->tx_again > 0) {
+                /* The next transaction, asked for by the callback that ends this body. */
+                r->tx_again--;
+                r->tx_off = 0;
+                (void) ss_stream_request_tx(s);
+        }
         return SS_OK;
 }
 
@@ -525,6 +532,36 @@ static void test_upload(void)
            "h2 PUT without length: byte for byte on disk");
         ss_stream_free(s);
         free(r.body);
+}
+
+static bool done_two_acks(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->count[SS_STATE_QOS_ACK_REMOTE] >= 2 || r->count[SS_STATE_QOS_NACK_REMOTE] > 0 ||
+               r->count[SS_STATE_ALL_RETRIES_FAILED] > 0;
+}
+
+/* request_tx from the tx callback that ends a body starts the next transaction. */
+static void test_upload_chained(void)
+{
+        LogCount n;
+        SsStream *s;
+        Rec r;
+
+        truncate_log();
+        rec_init(&r);
+        r.tx_size = 20000;
+        r.tx_again = 1;
+        s = open_stream("put_nolen", &r);
+        (void) ss_stream_request_tx(s);
+        ok(run_until(done_two_acks, &r, 10000), "h2 PUT chained from tx: done (%s)", r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 2,
+               "h2 PUT chained from tx: two transactions, both acknowledged");
+        ss_stream_free(s);
+        free(r.body);
+        n = log_wait("/up/nolen.bin", "HTTP/2.0", 2);
+        is_int(n.with_protocol, 2, "h2 PUT chained from tx: nginx saw two PUTs over HTTP/2.0");
 }
 
 static void test_fallback(void)
@@ -1157,6 +1194,7 @@ int main(void)
 
         test_get();
         test_upload();
+        test_upload_chained();
         test_fallback();
         test_metadata();
         test_flow_control();
