@@ -60,6 +60,8 @@ struct H1Client {
         uint64_t body_left;
         bool body_done;
         bool tx_wanted;
+        bool in_tx;                /* inside the tx callback */
+        bool requested_in_tx;      /* request_tx from inside it: maybe for the next transaction */
         size_t out_start, out_end; /* unsent bytes of out */
 
         /* Keep-alive. */
@@ -352,6 +354,8 @@ void h1_client_request_tx(SsStream *s)
                 s->tx_pending = true;
                 return;
         }
+        if (h->in_tx)
+                h->requested_in_tx = true;
         h->tx_wanted = true;
         if (s->transport)
                 s->context->ops->transport_want_write(s->transport, true);
@@ -373,6 +377,13 @@ static int write_pending(SsStream *s, const uint8_t *data, size_t len, size_t *s
         return 1;
 }
 
+/* Asked for by the tx callback that ended the body: that is the next transaction. */
+static void body_maybe_done(SsStream *s, H1Client *h)
+{
+        if (h->body_done && h->requested_in_tx)
+                s->tx_pending = true;
+}
+
 /* Pulls the next piece of the body from tx into out. */
 static SsResult fill_body(SsStream *s, H1Client *h)
 {
@@ -384,7 +395,10 @@ static SsResult fill_body(SsStream *s, H1Client *h)
         if (h->body == H1_BODY_LENGTH && h->body_left < max)
                 max = (size_t) h->body_left;
         len = max;
+        h->in_tx = true;
+        h->requested_in_tx = false;
         r = ss_stream_call_tx(s, data, &len, &flags);
+        h->in_tx = false;
         if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
                 return r;
         if (r == SS_TX_DONT_SEND) {
@@ -402,6 +416,7 @@ static SsResult fill_body(SsStream *s, H1Client *h)
                         h->body_done = true;
                 else if (flags & SS_FLAG_EOM)
                         return SS_DISCONNECT_ME; /* shorter than the announced length */
+                body_maybe_done(s, h);
                 return SS_OK;
         }
 
@@ -422,6 +437,7 @@ static SsResult fill_body(SsStream *s, H1Client *h)
                 h->out_end += 5;
                 h->body_done = true;
         }
+        body_maybe_done(s, h);
         return SS_OK;
 }
 

@@ -160,6 +160,7 @@ typedef struct Rec {
         size_t tx_size, tx_off;
         bool destroy_on_done;
         unsigned *done_counter;
+        unsigned tx_again; /* bodies still to send, each asked for by the previous one's end */
 } Rec;
 
 static void rec_init(Rec *r)
@@ -223,6 +224,12 @@ static SsResult rec_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, u
         r->tx_off += n;
         *len = n;
         *flags = r->tx_off == r->tx_size ? SS_FLAG_EOM : 0;
+        if (r->tx_off == r->tx_size && r->tx_again > 0) {
+                /* The next transaction, asked for by the callback that ends this body. */
+                r->tx_again--;
+                r->tx_off = 0;
+                (void) ss_stream_request_tx(s);
+        }
         return SS_OK;
 }
 
@@ -402,6 +409,32 @@ static void test_upload(void)
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "chunked upload: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("chunked.bin", PEERS_BIG_SIZE), "chunked upload: byte for byte on disk");
+        ss_stream_free(s);
+        free(r.body);
+}
+
+static bool done_two_acks(void *userdata)
+{
+        Rec *r = userdata;
+
+        return r->count[SS_STATE_QOS_ACK_REMOTE] >= 2 || r->count[SS_STATE_QOS_NACK_REMOTE] > 0 ||
+               r->count[SS_STATE_ALL_RETRIES_FAILED] > 0;
+}
+
+/* request_tx from the tx callback that ends a body starts the next transaction. */
+static void test_upload_chained(const char *type)
+{
+        Rec r;
+        SsStream *s;
+
+        rec_init(&r);
+        r.tx_size = 20000;
+        r.tx_again = 1;
+        s = open_stream(type, &r);
+        (void) ss_stream_request_tx(s);
+        ok(run_until(done_two_acks, &r, 10000), "%s chained from tx: done (%s)", type, r.states);
+        is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 2,
+               "%s chained from tx: two transactions, both acknowledged", type);
         ss_stream_free(s);
         free(r.body);
 }
@@ -659,6 +692,7 @@ int main(void)
         test_get();
         test_503();
         test_upload();
+        test_upload_chained("put_chunked");
         test_tls();
         test_failures();
         test_many();
