@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,8 +36,9 @@
 #define SERVER_READ_BUF          16384u
 #define SERVER_ACCEPT_BURST      64u
 #define SERVER_READ_BURST        8u
-#define SERVER_CHUNK_PREFIX      20u /* hex size and CRLF before a chunk */
-#define SERVER_CHUNK_SUFFIX      8u  /* CRLF, then "0\r\n\r\n" */
+#define SERVER_EVENT_BATCH       128u /* ready connections served per wake-up */
+#define SERVER_CHUNK_PREFIX      20u  /* hex size and CRLF before a chunk */
+#define SERVER_CHUNK_SUFFIX      8u   /* CRLF, then "0\r\n\r\n" */
 #define SERVER_EMFILE_PAUSE_USEC 100000u
 #define SERVER_CERT_FILE_MAX     (1024u * 1024u) /* a PEM certificate chain or key */
 
@@ -56,13 +58,23 @@ struct SsServer {
         int fd;
         sd_event_source *io;
         sd_event_source *pause_timer; /* accept paused after EMFILE */
+        /*
+         * The accepted connections' sockets are in an epoll instance of the server's
+         * own, one sd-event source: one wake-up serves every connection that is ready
+         * (sd-event dispatches one source per epoll_wait()).
+         */
+        int epfd;
+        sd_event_source *conns_io;
+        struct epoll_event *batch; /* the events being served (on_server_conns_io()) */
+        unsigned n_batch;
         gnutls_certificate_credentials_t creds;
         char *unix_path;           /* removed when the server stops */
         SsServerConn *head, *tail; /* oldest first */
         unsigned n_conns;
         uint64_t idle_usec;
         bool in_accept;    /* on_server_io() runs: a destroy only marks the server */
-        bool free_pending; /* the server stream is gone: free after the accept loop */
+        bool in_conns;     /* on_server_conns_io() runs: likewise */
+        bool free_pending; /* the server stream is gone: free after the loop */
 };
 
 struct SsServerConn {
@@ -70,7 +82,7 @@ struct SsServerConn {
         SsStream *stream;
         SsServerConn *prev, *next;
         int fd;
-        sd_event_source *io;
+        uint32_t events; /* in server->epfd: 0 when not there */
         sd_event_source *timer;
         sd_event_source *defer;
         gnutls_session_t tls;
@@ -273,6 +285,20 @@ static ssize_t conn_write(SsServerConn *conn, const void *buf, size_t size)
         }
 }
 
+/* Puts the socket in the server's epoll instance with these events, or takes it out (0). */
+static void conn_set_epoll(SsServerConn *conn, uint32_t events)
+{
+        struct epoll_event ev = {.events = events, .data.ptr = conn};
+        int op;
+
+        if (conn->fd < 0 || !conn->server || conn->events == events)
+                return;
+        op = !events ? EPOLL_CTL_DEL : conn->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(conn->server->epfd, op, conn->fd, &ev) < 0 && op != EPOLL_CTL_DEL)
+                return; /* ENOMEM or ENOSPC: it stays as it was, the idle timer ends it */
+        conn->events = events;
+}
+
 static void conn_update_events(SsServerConn *conn)
 {
         uint32_t events = 0;
@@ -292,18 +318,11 @@ static void conn_update_events(SsServerConn *conn)
         }
         /*
          * Edge-triggered: every path reads until EAGAIN or schedules itself, and a
-         * level-triggered fd would be polled again at each of the loop's iterations
-         * (sd-event dispatches one source per epoll_wait()).
+         * level-triggered fd would be returned again by each epoll_wait().
          */
-        if (events) {
-                uint32_t current = 0;
-
+        if (events)
                 events |= EPOLLET;
-                /* sd-event never skips an edge-triggered update itself: each is an epoll_ctl(). */
-                if (sd_event_source_get_io_events(conn->io, &current) < 0 || current != events)
-                        (void) sd_event_source_set_io_events(conn->io, events);
-        }
-        (void) sd_event_source_set_enabled(conn->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+        conn_set_epoll(conn, events);
 }
 
 static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
@@ -666,7 +685,7 @@ static SsResult conn_upgrade(SsServerConn *conn)
                 return conn_fail_request(conn, status) ? conn_pump(conn) : SS_DISCONNECT_ME;
         }
         conn->phase = CONN_WS;
-        conn->io = sd_event_source_disable_unref(conn->io);
+        conn_set_epoll(conn, 0);
         conn->timer = sd_event_source_disable_unref(conn->timer);
         conn->defer = sd_event_source_disable_unref(conn->defer);
         r = ws_server_conn_new(&conn->ws, conn->stream, conn->fd, conn->tls, &conn->ws_req,
@@ -937,15 +956,42 @@ static SsResult conn_run(SsServerConn *conn, bool writable)
         return SS_OK;
 }
 
-static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+static SsServer *server_free(SsServer *server);
+
+/*
+ * The server's epoll instance has ready connections: each of them runs once, as
+ * it would for its own event source; more than a batch waits for the next
+ * wake-up, after the loop's other sources.
+ */
+static int on_server_conns_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
-        SsServerConn *conn = userdata;
+        struct epoll_event events[SERVER_EVENT_BATCH];
+        SsServer *server = userdata;
+        int n;
 
         (void) source;
-        (void) fd;
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                conn->read_pending = true;
-        conn_dispatch(conn, conn_run(conn, revents & EPOLLOUT));
+        (void) revents;
+        n = epoll_wait(fd, events, SERVER_EVENT_BATCH, 0);
+        if (n <= 0)
+                return 0;
+        server->in_conns = true;
+        server->batch = events;
+        server->n_batch = (unsigned) n;
+        for (int i = 0; i < n && !server->free_pending; i++) {
+                SsServerConn *conn = events[i].data.ptr;
+
+                /* NULL: gone since (conn_unlink()); no events: taken out since. */
+                if (!conn || !conn->events)
+                        continue;
+                if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                        conn->read_pending = true;
+                conn_dispatch(conn, conn_run(conn, events[i].events & EPOLLOUT));
+        }
+        server->batch = NULL;
+        server->n_batch = 0;
+        server->in_conns = false;
+        if (server->free_pending)
+                server_free(server);
         return 0;
 }
 
@@ -985,6 +1031,10 @@ static void conn_unlink(SsServerConn *conn)
 
         if (!server)
                 return;
+        conn_set_epoll(conn, 0);
+        for (unsigned i = 0; i < server->n_batch; i++)
+                if (server->batch[i].data.ptr == conn)
+                        server->batch[i].data.ptr = NULL;
         if (conn->prev)
                 conn->prev->next = conn->next;
         else
@@ -1007,7 +1057,6 @@ static void conn_free(SsServerConn *conn)
         h2_server_free(conn->h2);
         if (conn->h2req)
                 h2_server_request_detach(conn->h2req);
-        sd_event_source_disable_unref(conn->io);
         sd_event_source_disable_unref(conn->timer);
         sd_event_source_disable_unref(conn->defer);
         if (conn->tls)
@@ -1073,8 +1122,7 @@ static void server_accept_one(SsServer *server, int fd)
         }
         conn->phase = server->creds ? CONN_HANDSHAKE : CONN_ACTIVE;
         conn->want_read = true;
-        if (sd_event_add_io(c->event, &conn->io, fd, EPOLLIN, on_conn_io, conn) < 0 ||
-            sd_event_add_time_relative(c->event, &conn->timer, CLOCK_MONOTONIC, server->idle_usec,
+        if (sd_event_add_time_relative(c->event, &conn->timer, CLOCK_MONOTONIC, server->idle_usec,
                                        0, on_conn_timer, conn) < 0 ||
             sd_event_add_defer(c->event, &conn->defer, on_conn_defer, conn) < 0)
                 goto fail;
@@ -1114,6 +1162,11 @@ static void server_accept_one(SsServer *server, int fd)
                 server->head = conn;
         server->tail = conn;
         server->n_conns++;
+        conn_set_epoll(conn, EPOLLIN);
+        if (!conn->events) {
+                ss_stream_dispatch(s, SS_DESTROY_ME);
+                return;
+        }
 
         r = ss_stream_deliver_state(s, SS_STATE_CONNECTING, 0);
         if (r == SS_OK)
@@ -1125,7 +1178,6 @@ fail:
 }
 
 static int server_pause_accept(SsServer *server);
-static SsServer *server_free(SsServer *server);
 
 static int on_server_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
@@ -1349,6 +1401,9 @@ static SsServer *server_free(SsServer *server)
                 return NULL;
         assert(!server->head);
         sd_event_source_disable_unref(server->io);
+        sd_event_source_disable_unref(server->conns_io);
+        if (server->epfd >= 0)
+                (void) close(server->epfd);
         sd_event_source_disable_unref(server->pause_timer);
         if (server->fd >= 0)
                 (void) close(server->fd);
@@ -1375,6 +1430,7 @@ int ss_server_start(SsStream *s)
                 return -ENOMEM;
         server->stream = s;
         server->fd = -EBADF;
+        server->epfd = -EBADF;
         server_error[0] = 0;
         server->idle_usec = (s->st->timeout_ms ? s->st->timeout_ms : SS_SERVER_IDLE_MS) * 1000ULL;
         if (s->st->tls) {
@@ -1395,6 +1451,15 @@ int ss_server_start(SsStream *s)
         }
         r = sd_event_add_io(s->context->event, &server->io, server->fd, EPOLLIN, on_server_io,
                             server);
+        if (r < 0)
+                goto fail;
+        server->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (server->epfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(s->context->event, &server->conns_io, server->epfd, EPOLLIN,
+                            on_server_conns_io, server);
         if (r < 0)
                 goto fail;
         s->server = server;
@@ -1428,10 +1493,11 @@ void ss_server_stream_destroy(SsStream *s)
                         ss_stream_dispatch(cs, SS_DESTROY_ME);
                 }
                 s->server = NULL;
-                if (server->in_accept) {
+                if (server->in_accept || server->in_conns) {
                         server->stream = NULL;
                         server->free_pending = true;
                         (void) sd_event_source_set_enabled(server->io, SD_EVENT_OFF);
+                        (void) sd_event_source_set_enabled(server->conns_io, SD_EVENT_OFF);
                 } else
                         server_free(server);
         }
