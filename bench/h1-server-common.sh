@@ -40,7 +40,8 @@ http { access_log off; client_body_temp_path $W/b; proxy_temp_path $W/p; fastcgi
     location / { default_type text/plain; return 200 "hello world\n"; } } }
 CONF
   $SERVER_CPU nginx -p "$W" -c "$W/nginx.conf" -e "$W/error.log" & NGINX=$!
-  $SERVER_CPU "$OURS_BIN" --port "$OURS_PORT" "${ours_tls[@]}" > ours.out & OURS=$!
+  # OURS_OPTS: more options for bench/h1-server (h1-server-vs-nginx: --nginx-headers)
+  $SERVER_CPU "$OURS_BIN" --port "$OURS_PORT" "${ours_tls[@]}" ${OURS_OPTS:-} > ours.out & OURS=$!
   for _ in $(seq 500); do
     if curl -skf -o /dev/null "$SCHEME://127.0.0.1:$NGINX_PORT/" 2>/dev/null ||
        curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$NGINX_PORT/" 2>/dev/null; then

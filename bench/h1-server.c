@@ -6,18 +6,40 @@
  * engine on one thread. bench/h1-server-vs-nginx (wrk) and
  * bench/h2-server-vs-nginx (h2load) run it next to nginx with one worker.
  * With --cert and --key (PEM files) it serves over TLS instead (ALPN h2 and
- * http/1.1). Prints "ready" once listening; runs until SIGTERM or SIGINT.
+ * http/1.1). With --nginx-headers every response also carries the headers
+ * nginx adds to the same response (server, date, connection: keep-alive; not
+ * for h2), so that both send the same bytes. Prints "ready" once listening;
+ * runs until SIGTERM or SIGINT.
  *
- *   h1-server --port P [--cert PEM --key PEM]
+ *   h1-server --port P [--cert PEM --key PEM] [--nginx-headers]
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stream.h"
 
 static const char body[] = "hello world\n";
+static int nginx_headers;
+
+/* An IMF-fixdate, formatted once a second (as nginx does). */
+static const char *http_date(void)
+{
+        static char date[64];
+        static time_t last = -1;
+        time_t now = time(NULL);
+
+        if (now != last) {
+                struct tm tm;
+
+                last = now;
+                (void) strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
+                                gmtime_r(&now, &tm));
+        }
+        return date;
+}
 
 static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
 {
@@ -26,7 +48,15 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         if (state != SS_STATE_SERVER_TXN)
                 return SS_OK;
         (void) ss_stream_server_ack(s, 0);
+        if (nginx_headers) {
+                const char *date = http_date();
+
+                (void) ss_stream_set_metadata(s, "srv", "smdss", 5); /* as long as "nginx" */
+                (void) ss_stream_set_metadata(s, "date", date, strlen(date));
+        }
         (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
+        if (nginx_headers)
+                (void) ss_stream_set_metadata(s, "conn", "keep-alive", 10);
         (void) ss_stream_request_tx_len(s, sizeof(body) - 1);
         return SS_OK;
 }
@@ -62,6 +92,13 @@ int main(int argc, char **argv)
         sigset_t mask;
         int r;
 
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--nginx-headers") == 0) {
+                        nginx_headers = 1;
+                        memmove(&argv[i], &argv[i + 1], (size_t) (argc - i) * sizeof(*argv));
+                        argc--;
+                        break;
+                }
         for (int i = 1; i + 1 < argc; i += 2) {
                 if (strcmp(argv[i], "--port") == 0)
                         port = (unsigned) strtoul(argv[i + 1], NULL, 10);
@@ -73,16 +110,19 @@ int main(int argc, char **argv)
                         port = 0;
         }
         if (port == 0 || port > 65535 || argc % 2 == 0 || !cert != !key) {
-                fprintf(stderr, "usage: h1-server --port P [--cert PEM --key PEM]\n");
+                fprintf(stderr,
+                        "usage: h1-server --port P [--cert PEM --key PEM] [--nginx-headers]\n");
                 return 2;
         }
-        if (asprintf(&json,
-                     "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,%s%s%s%s%s"
-                     "\"s\":[{\"bench\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
-                     "\"protocol\":\"h1\",%s\"metadata\":[{\"ct\":\"content-type:\"}]}}]}",
-                     cert ? "\"certs\":[{\"c\":\"file:" : "", cert ? cert : "",
-                     cert ? "\"},{\"k\":\"file:" : "", key ? key : "", cert ? "\"}]," : "", port,
-                     cert ? "\"tls\":true,\"server_cert\":\"c\",\"server_key\":\"k\"," : "") < 0)
+        if (asprintf(
+                &json,
+                "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,%s%s%s%s%s"
+                "\"s\":[{\"bench\":{\"server\":true,\"endpoint\":\"127.0.0.1\",\"port\":%u,"
+                "\"protocol\":\"h1\",%s\"metadata\":[{\"srv\":\"server:\"},{\"date\":\"date:\"},"
+                "{\"ct\":\"content-type:\"},{\"conn\":\"connection:\"}]}}]}",
+                cert ? "\"certs\":[{\"c\":\"file:" : "", cert ? cert : "",
+                cert ? "\"},{\"k\":\"file:" : "", key ? key : "", cert ? "\"}]," : "", port,
+                cert ? "\"tls\":true,\"server_cert\":\"c\",\"server_key\":\"k\"," : "") < 0)
                 return 1;
         if (!policy || policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
                 for (size_t i = 0; i < errors.n_messages; i++)

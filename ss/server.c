@@ -37,6 +37,7 @@
 #define SERVER_ACCEPT_BURST      64u
 #define SERVER_READ_BURST        8u
 #define SERVER_EVENT_BATCH       128u /* ready connections served per wake-up */
+#define SERVER_SPARES            4u   /* buffer sets kept for the next request */
 #define SERVER_CHUNK_PREFIX      20u  /* hex size and CRLF before a chunk */
 #define SERVER_CHUNK_SUFFIX      8u   /* CRLF, then "0\r\n\r\n" */
 #define SERVER_EMFILE_PAUSE_USEC 100000u
@@ -67,6 +68,16 @@ struct SsServer {
         sd_event_source *conns_io;
         struct epoll_event *batch; /* the events being served (on_server_conns_io()) */
         unsigned n_batch;
+        /*
+         * The buffers of connections gone idle, for the next request on any of them:
+         * an idle connection holds none, and a keep-alive request needs no malloc().
+         */
+        struct {
+                uint8_t *in, *out;
+                size_t out_cap;
+                Http1Request *parser;
+        } spares[SERVER_SPARES];
+        unsigned n_spares;
         gnutls_certificate_credentials_t creds;
         char *unix_path;           /* removed when the server stops */
         SsServerConn *head, *tail; /* oldest first */
@@ -84,6 +95,7 @@ struct SsServerConn {
         int fd;
         uint32_t events; /* in server->epfd: 0 when not there */
         sd_event_source *timer;
+        uint64_t deadline; /* of the timer (CLOCK_MONOTONIC), which may be set earlier */
         sd_event_source *defer;
         gnutls_session_t tls;
         ConnPhase phase;
@@ -325,9 +337,27 @@ static void conn_update_events(SsServerConn *conn)
         conn_set_epoll(conn, events);
 }
 
+/*
+ * The timer goes off USEC from now. It is armed at every step of every request:
+ * when it is set to go off no later, only the deadline moves, and on_conn_timer()
+ * sets it again for the rest (no sd-event timer update per request).
+ */
 static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
 {
-        (void) sd_event_source_set_time_relative(conn->timer, usec);
+        uint64_t now, armed;
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_now(sd_event_source_get_event(conn->timer), CLOCK_MONOTONIC, &now) < 0) {
+                conn->deadline = 0;
+                (void) sd_event_source_set_time_relative(conn->timer, usec);
+                (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        conn->deadline = usec > UINT64_MAX - now ? UINT64_MAX : now + usec;
+        if (sd_event_source_get_enabled(conn->timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+            sd_event_source_get_time(conn->timer, &armed) >= 0 && armed <= conn->deadline)
+                return;
+        (void) sd_event_source_set_time(conn->timer, conn->deadline);
         (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
 }
 
@@ -394,6 +424,18 @@ static void conn_request_clear(SsServerConn *conn)
         conn->resp_started = conn->chunked = conn->no_body = false;
         conn->eom_queued = conn->resp_done = false;
         if (conn->in_off == conn->in_len) {
+                SsServer *server = conn->server;
+
+                if (server && server->n_spares < SERVER_SPARES && conn->in && conn->parser) {
+                        server->spares[server->n_spares].in = conn->in;
+                        server->spares[server->n_spares].parser = conn->parser;
+                        server->spares[server->n_spares].out = conn->out;
+                        server->spares[server->n_spares].out_cap = conn->out_cap;
+                        server->n_spares++;
+                        conn->in = NULL;
+                        conn->parser = NULL;
+                        conn->out = NULL;
+                }
                 conn->in = mfree(conn->in);
                 conn->in_off = conn->in_len = 0;
                 conn->parser = http1_request_free(conn->parser);
@@ -464,6 +506,28 @@ static int conn_on_target(SsServerConn *conn, const char *method, const char *ta
         return 0;
 }
 
+static size_t put_mem(char *h, size_t n, const void *p, size_t len)
+{
+        memcpy(h + n, p, len);
+        return n + len;
+}
+
+static size_t put_str(char *h, size_t n, const char *str)
+{
+        return put_mem(h, n, str, strlen(str));
+}
+
+static size_t put_uint(char *h, size_t n, uint64_t v)
+{
+        char digits[20];
+        size_t i = sizeof(digits);
+
+        do
+                digits[--i] = (char) ('0' + v % 10);
+        while (v /= 10);
+        return put_mem(h, n, digits + i, sizeof(digits) - i);
+}
+
 /* Queues the header section of the response. */
 static int conn_start_response(SsServerConn *conn)
 {
@@ -484,26 +548,36 @@ static int conn_start_response(SsServerConn *conn)
         conn->chunked = !conn->has_len && !conn->no_body;
         if (!conn->keep_alive)
                 conn->closing = true;
-        n = (size_t) snprintf(h, cap, "HTTP/1.1 %u %s\r\n", conn->status,
-                              status_reason(conn->status));
+        /* Built with memcpy(): this runs for every response (cap covers the fixed parts). */
+        n = put_str(h, 0, "HTTP/1.1 ");
+        n = put_uint(h, n, conn->status);
+        n = put_str(h, n, " ");
+        n = put_str(h, n, status_reason(conn->status));
+        n = put_str(h, n, "\r\n");
         for (size_t i = 0; i < st->n_metadata && i < 32; i++) {
-                const char *hn = st->metadata[i].header;
+                const char *hn = st->metadata[i].header, *v = conn->stream->metadata[i];
 
-                if (!hn || !hn[0] || !conn->stream->metadata[i] || (conn->filled & (1u << i)))
+                if (!hn || !hn[0] || !v || (conn->filled & (1u << i)))
                         continue;
-                n += (size_t) snprintf(h + n, cap - n, "%.*s: %s\r\n", (int) header_name_len(hn),
-                                       hn, conn->stream->metadata[i]);
+                n = put_mem(h, n, hn, header_name_len(hn));
+                n = put_str(h, n, ": ");
+                n = put_mem(h, n, v, strnlen(v, conn->stream->metadata_len[i]));
+                n = put_str(h, n, "\r\n");
         }
         if (conn->chunked)
-                n += (size_t) snprintf(h + n, cap - n, "Transfer-Encoding: chunked\r\n");
-        else if (conn->has_len && conn->status >= 200 && conn->status != 204 && conn->status != 304)
-                n += (size_t) snprintf(h + n, cap - n, "Content-Length: %llu\r\n",
-                                       (unsigned long long) conn->len);
+                n = put_str(h, n, "Transfer-Encoding: chunked\r\n");
+        else if (conn->has_len && conn->status >= 200 && conn->status != 204 &&
+                 conn->status != 304) {
+                n = put_str(h, n, "Content-Length: ");
+                n = put_uint(h, n, conn->len);
+                n = put_str(h, n, "\r\n");
+        }
         if (conn->status == 426) /* a WebSocket version we do not speak (ws-server.c) */
-                n += (size_t) snprintf(h + n, cap - n, "Sec-WebSocket-Version: 13\r\n");
+                n = put_str(h, n, "Sec-WebSocket-Version: 13\r\n");
         if (conn->closing)
-                n += (size_t) snprintf(h + n, cap - n, "Connection: close\r\n");
-        n += (size_t) snprintf(h + n, cap - n, "\r\n");
+                n = put_str(h, n, "Connection: close\r\n");
+        n = put_str(h, n, "\r\n");
+        assert(n <= cap);
         conn->out_off = 0;
         conn->out_len = n;
         conn->resp_started = true;
@@ -818,6 +892,17 @@ static SsResult conn_process(SsServerConn *conn)
                                 conn_schedule(conn);
                                 return SS_OK;
                         }
+                        if (!conn->in && !conn->parser && !conn->out && conn->server &&
+                            conn->server->n_spares > 0) {
+                                SsServer *server = conn->server;
+                                unsigned i = --server->n_spares;
+
+                                conn->in = server->spares[i].in;
+                                conn->parser = server->spares[i].parser;
+                                conn->out = server->spares[i].out;
+                                conn->out_cap = server->spares[i].out_cap;
+                                http1_request_reset(conn->parser);
+                        }
                         if (!conn->in) {
                                 conn->in = malloc(SERVER_READ_BUF);
                                 if (!conn->in)
@@ -1007,9 +1092,16 @@ static int on_conn_defer(sd_event_source *source, void *userdata)
 static int on_conn_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         SsServerConn *conn = userdata;
+        uint64_t now;
 
-        (void) source;
         (void) usec;
+        if (sd_event_now(sd_event_source_get_event(source), CLOCK_MONOTONIC, &now) >= 0 &&
+            now < conn->deadline) {
+                /* Moved on since it was set (conn_arm_timer()). */
+                (void) sd_event_source_set_time(source, conn->deadline);
+                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+                return 0;
+        }
         if (conn->phase == CONN_H2) {
                 conn_dispatch(conn, h2_server_on_timer(conn->h2));
                 return 0;
@@ -1400,6 +1492,11 @@ static SsServer *server_free(SsServer *server)
         if (!server)
                 return NULL;
         assert(!server->head);
+        for (unsigned i = 0; i < server->n_spares; i++) {
+                free(server->spares[i].in);
+                free(server->spares[i].out);
+                http1_request_free(server->spares[i].parser);
+        }
         sd_event_source_disable_unref(server->io);
         sd_event_source_disable_unref(server->conns_io);
         if (server->epfd >= 0)
