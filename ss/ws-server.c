@@ -407,6 +407,8 @@ static SsResult fill_data(WsServerConn *w)
         SsResult r;
         int n;
 
+        /* Cleared first: a request_tx from inside the callback asks for the next message. */
+        w->tx_wanted = false;
         r = ss_stream_call_tx(s, payload, &len, &flags);
         if (r == SS_DESTROY_ME || r == SS_DISCONNECT_ME)
                 return callback_result(w, r);
@@ -440,8 +442,8 @@ static SsResult fill_data(WsServerConn *w)
         w->out_start = start;
         w->out_end = WS_OUT_PREFIX + len;
         w->tx_in_message = !fin;
-        if (fin)
-                w->tx_wanted = false;
+        if (!fin)
+                w->tx_wanted = true;
         return SS_OK;
 }
 

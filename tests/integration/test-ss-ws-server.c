@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -50,6 +51,7 @@ typedef struct Conn {
         uint8_t *buf;
         size_t len, sent;
         bool in_message;
+        unsigned repeat; /* more copies to send, each asked for by the previous one's end */
 } Conn;
 
 static Conn conns[300];
@@ -154,6 +156,7 @@ static SsResult echo_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t 
                         return app_close(s, false);
                 if (c->len == 10 && memcmp(c->buf, "close-long", 10) == 0)
                         return app_close(s, true);
+                c->repeat = c->len == 8 && memcmp(c->buf, "repeat-3", 8) == 0 ? 2 : 0;
                 (void) ss_stream_request_tx(s);
         }
         return SS_OK;
@@ -172,8 +175,15 @@ static SsResult echo_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, 
                 memcpy(buf, c->buf + c->sent, n);
         c->sent += n;
         *len = n;
-        if (c->sent == c->len)
+        if (c->sent == c->len) {
                 *flags = SS_FLAG_EOM;
+                if (c->repeat > 0) {
+                        /* The next copy, asked for from the call that ends this one. */
+                        c->repeat--;
+                        c->sent = 0;
+                        (void) ss_stream_request_tx(s);
+                }
+        }
         return SS_OK;
 }
 
@@ -432,10 +442,7 @@ int main(void)
         SsStreamHandlers flood_handlers = {.tx = flood_tx, .state = flood_state};
         SsStream *echo = NULL, *tls = NULL, *bin = NULL, *flood = NULL, *valid = NULL, *idle = NULL;
         sd_event_source *timer = NULL;
-        PolicyErrors errors = {};
-        Policy *policy;
         uint16_t port[7];
-        char *json;
         size_t from;
 
         peers_init(240);
@@ -454,16 +461,8 @@ int main(void)
         for (size_t i = 0; i < ELEMENTSOF(port); i++)
                 port[i] = other_port(port, i);
 
-        json = policy_json(port[0], port[1], port[2], port[3], port[4], port[5], port[6]);
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
-        policy_unref(policy);
+        ss_peers_start(policy_json(port[0], port[1], port[2], port[3], port[4], port[5], port[6]),
+                       &event, &ctx);
 
         is_int(ss_stream_new(&echo, ctx, "wsecho", &handlers, NULL), 0, "ws server listens");
         is_int(ss_stream_new(&tls, ctx, "wsechotls", &handlers, NULL), 0, "wss server listens");
@@ -616,8 +615,7 @@ int main(void)
         valid = ss_stream_free(valid);
         idle = ss_stream_free(idle);
         is_int(ss_context_n_streams(ctx), 0, "no stream left");
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
+        ss_peers_stop(&ctx, &event);
         peer_certs_free(&certs);
         return peers_done();
 }

@@ -92,6 +92,12 @@ async def case_echo(port, ca):
     if ws.subprotocol != PROTO:
         fail("subprotocol %r" % ws.subprotocol)
     await expect_echo(ws, "hello")
+    # Three copies, each asked for by the server's tx call that ends the one before.
+    await ws.send("repeat-3")
+    for i in range(3):
+        got = await asyncio.wait_for(ws.recv(), 10)
+        if got != "repeat-3":
+            fail("copy %d of repeat-3: got %r" % (i + 1, got))
     await expect_echo(ws, "")
     await expect_echo(ws, "J\u00f6rg \u2603 \U0001f600")
     big = "".join(chr(0x41 + i % 26) for i in range(1 << 20))
