@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -237,18 +238,6 @@ static SsResult rec_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t l
 static const SsStreamHandlers handlers = {.rx = rec_rx, .state = rec_state};
 static const SsStreamHandlers handlers_small = {.state = rec_state};
 
-static bool run_until(bool (*done)(void *), void *userdata, unsigned ms)
-{
-        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
-
-        while (!done(userdata)) {
-                if (peers_now_usec() > end)
-                        return false;
-                (void) sd_event_run(event, 20000);
-        }
-        return true;
-}
-
 typedef struct Wait {
         Rec *r;
         unsigned disconnects; /* done when r has this many */
@@ -268,7 +257,7 @@ static bool get_sequential(SsStream *s, Rec *r, unsigned n)
                 Wait w = {.r = r, .disconnects = r->disconnects + 1};
 
                 (void) ss_stream_request_tx(s);
-                if (!run_until(done_disconnects, &w, 10000) || r->failures > 0)
+                if (!ss_peers_run_until(done_disconnects, &w, 10000) || r->failures > 0)
                         return false;
         }
         return true;
@@ -396,7 +385,7 @@ static void test_concurrent(const Ports *p)
                         if (ss_stream_new(&s, ctx, "tls", &handlers_small, &recs[i]) == 0)
                                 (void) ss_stream_client_connect(s);
                 }
-                if (!run_until(done_batch, &b, 10000))
+                if (!ss_peers_run_until(done_batch, &b, 10000))
                         break;
                 for (unsigned i = 0; i < ELEMENTSOF(recs); i++)
                         acks += recs[i].acks;
@@ -481,12 +470,9 @@ static char *policy_json(const Ports *p, const PeerCerts *c)
 
 int main(void)
 {
-        PolicyErrors errors = {};
         PeerCerts certs;
-        Policy *policy;
         Ports ports;
         unsigned fds;
-        char *json;
 
         peers_init(120);
         peer_certs_make(&certs);
@@ -500,17 +486,7 @@ int main(void)
         };
         nginx_run(&ports, &certs);
 
-        json = policy_json(&ports, &certs);
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, json ? strlen(json) : 0, &errors), 0,
-               "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        ss_peers_start(policy_json(&ports, &certs), &event, &ctx);
         fds = peers_count_fds();
 
         test_one_stream_tls(&ports);
@@ -521,9 +497,7 @@ int main(void)
 
         is_int(ss_context_n_idle_connections(ctx), 0, "nothing idle at the end");
         is_int(peers_count_fds(), fds, "no fd left open");
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
-        policy_free(policy);
+        ss_peers_stop(&ctx, &event);
         nginx_kill();
         peer_certs_free(&certs);
         free(access_log);

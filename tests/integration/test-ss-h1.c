@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 #include "transport.h"
@@ -245,19 +246,6 @@ static SsStream *open_stream(const char *type, Rec *r)
         return s;
 }
 
-/* Runs the loop until *done or the deadline (ms); true when done. */
-static bool run_until(bool (*done)(void *), void *userdata, unsigned ms)
-{
-        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
-
-        while (!done(userdata)) {
-                if (peers_now_usec() > end)
-                        return false;
-                (void) sd_event_run(event, 20000);
-        }
-        return true;
-}
-
 static bool done_transaction(void *userdata)
 {
         Rec *r = userdata;
@@ -295,7 +283,8 @@ static void run_get(const char *type, Rec *r)
         if (!s)
                 return;
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_transaction, r, 10000), "%s: transaction done (%s)", type, r->states);
+        ok(ss_peers_run_until(done_transaction, r, 10000), "%s: transaction done (%s)", type,
+           r->states);
         ss_stream_free(s);
 }
 
@@ -355,7 +344,7 @@ static void test_503(void)
         rec_init(&r);
         s = open_stream("busy", &r);
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_two_nacks, &r, 8000), "503: retried once (%s)", r.states);
+        ok(ss_peers_run_until(done_two_nacks, &r, 8000), "503: retried once (%s)", r.states);
         is_int(r.ack[SS_STATE_QOS_NACK_REMOTE], 503, "503: NACK 503");
         if (r.count[SS_STATE_CONNECTING] >= 2) {
                 uint64_t waited = r.when[SS_STATE_CONNECTING][1] - r.when[SS_STATE_DISCONNECTED][0];
@@ -394,7 +383,8 @@ static void test_upload(void)
         r.tx_size = PEERS_BIG_SIZE;
         s = open_stream("put_cl", &r);
         (void) ss_stream_request_tx_len(s, PEERS_BIG_SIZE);
-        ok(run_until(done_transaction, &r, 10000), "upload with Content-Length (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "upload with Content-Length (%s)",
+           r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "Content-Length upload: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("cl.bin", PEERS_BIG_SIZE), "Content-Length upload: byte for byte on disk");
@@ -405,7 +395,7 @@ static void test_upload(void)
         r.tx_size = PEERS_BIG_SIZE;
         s = open_stream("put_chunked", &r);
         (void) ss_stream_request_tx(s);
-        ok(run_until(done_transaction, &r, 10000), "chunked upload (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "chunked upload (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "chunked upload: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("chunked.bin", PEERS_BIG_SIZE), "chunked upload: byte for byte on disk");
@@ -432,7 +422,8 @@ static void test_upload_chained(const char *type)
         r.tx_again = 1;
         s = open_stream(type, &r);
         (void) ss_stream_request_tx(s);
-        ok(run_until(done_two_acks, &r, 10000), "%s chained from tx: done (%s)", type, r.states);
+        ok(ss_peers_run_until(done_two_acks, &r, 10000), "%s chained from tx: done (%s)", type,
+           r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 2,
                "%s chained from tx: two transactions, both acknowledged", type);
         ss_stream_free(s);
@@ -452,7 +443,7 @@ static void test_tls(void)
         is_int(ss_context_n_tls_contexts(ctx), 1, "credentials appear with the first stream");
         is_int(tls_context_live_count(), 1, "one live TlsContext");
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_transaction, &r, 10000), "TLS with the right CA (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "TLS with the right CA (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h1 over TLS: ACK");
         is_str(r.body ? (char *) r.body : "", "hello\n", "h1 over TLS: body");
         ss_stream_free(s);
@@ -467,8 +458,8 @@ static void test_tls(void)
         }
         is_int(ss_context_n_tls_contexts(ctx), 2, "two trust stores in use (test CA, other CA)");
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                ok(run_until(done_all_failed, &rb[i], 10000), "%s: ALL_RETRIES_FAILED (%s)", bad[i],
-                   rb[i].states);
+                ok(ss_peers_run_until(done_all_failed, &rb[i], 10000),
+                   "%s: ALL_RETRIES_FAILED (%s)", bad[i], rb[i].states);
                 is_int(rb[i].count[SS_STATE_UNREACHABLE], 3, "%s: UNREACHABLE for each attempt",
                        bad[i]);
                 ok(rb[i].ack[SS_STATE_UNREACHABLE] & SS_ACK_TLS_VERIFY,
@@ -489,7 +480,7 @@ static void test_failures(void)
         rec_init(&r);
         s = open_stream("refused", &r);
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_all_failed, &r, 10000), "refused: ends (%s)", r.states);
+        ok(ss_peers_run_until(done_all_failed, &r, 10000), "refused: ends (%s)", r.states);
         is_str(r.states,
                "CREATING CONNECTING UNREACHABLE CONNECTING UNREACHABLE CONNECTING UNREACHABLE "
                "ALL_RETRIES_FAILED",
@@ -512,7 +503,8 @@ static void test_failures(void)
         rec_init(&r);
         s = open_stream("dns", &r);
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_unreachable, &r, 15000), "unknown host: UNREACHABLE (%s)", r.states);
+        ok(ss_peers_run_until(done_unreachable, &r, 15000), "unknown host: UNREACHABLE (%s)",
+           r.states);
         ok(r.ack[SS_STATE_UNREACHABLE] & SS_ACK_DNS, "unknown host: DNS flag (ack %#x)",
            r.ack[SS_STATE_UNREACHABLE]);
         ss_stream_free(s);
@@ -521,11 +513,11 @@ static void test_failures(void)
         s = open_stream("silent", &r);
         uint64_t t0 = peers_now_usec();
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_timeout, &r, 5000), "silent server: TIMEOUT (%s)", r.states);
+        ok(ss_peers_run_until(done_timeout, &r, 5000), "silent server: TIMEOUT (%s)", r.states);
         uint64_t waited = r.when[SS_STATE_TIMEOUT][0] - t0;
         cmp_int(waited, >=, 500000, "TIMEOUT not before timeout_ms");
         cmp_int(waited, <, 700000, "TIMEOUT at timeout_ms");
-        (void) run_until(done_transaction, &r, 1000);
+        (void) ss_peers_run_until(done_transaction, &r, 1000);
         is_str(r.states, "CREATING CONNECTING CONNECTED TIMEOUT DISCONNECTED",
                "silent server: dropped after TIMEOUT");
         ss_stream_free(s);
@@ -566,7 +558,7 @@ static void test_many(void)
                         (void) ss_stream_client_connect(s);
                         m.started++;
                 }
-                if (!run_until(done_batch, &m, 20000))
+                if (!ss_peers_run_until(done_batch, &m, 20000))
                         break;
                 for (unsigned i = 0; i < 100; i++) {
                         acks += recs[i].count[SS_STATE_QOS_ACK_REMOTE];
@@ -656,9 +648,6 @@ int main(void)
 {
         PeerCerts certs;
         Ports ports;
-        Policy *policy;
-        PolicyErrors errors = {};
-        char *json;
         int silent_fd;
 
         peers_init(120);
@@ -678,16 +667,7 @@ int main(void)
         silent_fd = peers_silent_listener("127.0.0.1", ports.silent);
         ok(silent_fd >= 0, "silent listener");
 
-        json = policy_json(&ports, &certs);
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        ss_peers_start(policy_json(&ports, &certs), &event, &ctx);
 
         test_get();
         test_503();
@@ -697,9 +677,7 @@ int main(void)
         test_failures();
         test_many();
 
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
-        policy_free(policy);
+        ss_peers_stop(&ctx, &event);
         close(silent_fd);
         nginx_kill();
         peer_certs_free(&certs);

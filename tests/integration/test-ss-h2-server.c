@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -197,114 +198,7 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
 
 /* ---- running clients while the loop serves ------------------------------------------------ */
 
-typedef int (*ChildFn)(void *arg);
-
-/* Runs fn in a child process while the event loop serves; its exit status or -1. */
-static int run_child(ChildFn fn, void *arg, unsigned timeout_sec)
-{
-        uint64_t deadline = peers_now_usec() + timeout_sec * 1000000ULL;
-        pid_t pid;
-        int status;
-
-        fflush(stdout);
-        pid = fork();
-        if (pid < 0)
-                return -1;
-        if (pid == 0)
-                _exit(fn(arg));
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-                if (peers_now_usec() > deadline) {
-                        (void) kill(pid, SIGKILL);
-                        (void) waitpid(pid, &status, 0);
-                        return -1;
-                }
-                (void) sd_event_run(event, 10000);
-        }
-}
-
-static int exec_argv(void *arg)
-{
-        char *const *argv = arg;
-        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-        if (fd >= 0) {
-                (void) dup2(fd, STDERR_FILENO);
-        }
-        execvp(argv[0], argv);
-        return 127;
-}
-
-/* curl with args; the body to body_file, headers to head_file, "%{http_code}" to code_file. */
-static int curl(const char *const *args, char **ret_body, char **ret_head, unsigned *ret_code)
-{
-        char *body = peers_path("curl.body"), *head = peers_path("curl.head");
-        char *code = peers_path("curl.code"), *err = peers_path("curl.err");
-        const char *argv[40] = {"curl", "-s", "-S", "--max-time",   "20",       "-o", body,
-                                "-D",   head, "-w", "%{http_code}", "--stderr", err};
-        size_t n = 13;
-        int r, fd;
-        char *text;
-
-        for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
-                argv[n++] = args[i];
-        argv[n] = NULL;
-        (void) unlink(body);
-        (void) unlink(head);
-        fflush(stdout);
-        fd = open(code, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        {
-                int saved = dup(STDOUT_FILENO);
-
-                (void) dup2(fd, STDOUT_FILENO);
-                r = run_child(exec_argv, (void *) argv, 30);
-                (void) dup2(saved, STDOUT_FILENO);
-                (void) close(saved);
-        }
-        (void) close(fd);
-        text = peers_read_file(code, NULL);
-        if (ret_code)
-                *ret_code = text ? (unsigned) atoi(text) : 0;
-        free(text);
-        if (ret_body)
-                *ret_body = peers_read_file(body, NULL);
-        if (ret_head)
-                *ret_head = peers_read_file(head, NULL);
-        if (r != 0) {
-                text = peers_read_file(err, NULL);
-                tap_diag("curl: %s", text ? text : "(nothing on stderr)");
-                free(text);
-        }
-        free(err);
-        free(body);
-        free(head);
-        free(code);
-        return r;
-}
-
-static bool has_header(const char *head, const char *line)
-{
-        return head && strcasestr(head, line) != NULL;
-}
-
 /* ---- raw clients (children) ---------------------------------------------------------------- */
-
-static int connect_port(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        return fd;
-}
 
 /* ---- a raw h2c client (child): what curl and nghttp will not send ------------------------- */
 
@@ -335,7 +229,7 @@ static int raw_h2_client(void *arg)
         uint8_t start[H2_PREFACE_LEN + 9], in[65536];
         size_t sent = 0, have = 0;
         uint64_t t0 = peers_now_usec(), deadline = t0 + 25000000ULL;
-        int fd = connect_port(port_plain), out;
+        int fd = ss_peers_connect_port(port_plain), out;
         nghttp2_hd_inflater *inflater = NULL;
 
         if (fd < 0)
@@ -503,29 +397,29 @@ static void test_basic(const char *name, const char *base, const char *const *ex
 
         snprintf(url, sizeof(url), "%s/hello", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /hello", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /hello", name);
         is_int(code, 200, "%s: status 200", name);
         is_str(body, "hello world\n", "%s: exact body", name);
         ok(head && strncmp(head, "HTTP/2 200", 10) == 0, "%s: over HTTP/2 (%.12s)", name,
            head ? head : "");
-        ok(has_header(head, "\r\ncontent-type: text/plain\r\n"), "%s: content-type from metadata",
-           name);
-        ok(has_header(head, "\r\ncontent-length: 12\r\n"), "%s: content-length", name);
+        ok(ss_peers_has_header(head, "\r\ncontent-type: text/plain\r\n"),
+           "%s: content-type from metadata", name);
+        ok(ss_peers_has_header(head, "\r\ncontent-length: 12\r\n"), "%s: content-length", name);
         free(body);
         free(head);
 
         snprintf(url, sizeof(url), "%s/chunked", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /chunked", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /chunked", name);
         is_int(code, 201, "%s: status 201", name);
         is_str(body, "one,two,three\n", "%s: body without a length", name);
-        ok(!has_header(head, "content-length"), "%s: no content-length then", name);
+        ok(!ss_peers_has_header(head, "content-length"), "%s: no content-length then", name);
         free(body);
         free(head);
 
         snprintf(url, sizeof(url), "%s/missing", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /missing", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /missing", name);
         is_int(code, 404, "%s: 404 without an answer", name);
         ok(!body || !*body, "%s: empty 404 body", name);
         free(body);
@@ -533,7 +427,7 @@ static void test_basic(const char *name, const char *base, const char *const *ex
 
         snprintf(url, sizeof(url), "%s/teapot", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /teapot", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /teapot", name);
         is_int(code, 418, "%s: the status the application chose", name);
         is_str(body, "short and stout\n", "%s: its body", name);
         free(body);
@@ -541,10 +435,10 @@ static void test_basic(const char *name, const char *base, const char *const *ex
 
         snprintf(url, sizeof(url), "%s/echo?x=1&name=J%%C3%%B6rg+K&y", base);
         ARGS("-H", "X-Token: t1", url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /echo", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /echo", name);
         is_str(body, "GET name=J\xc3\xb6rg K token=t1\n",
                "%s: method, query argument and header as metadata", name);
-        ok(!has_header(head, "x-token"), "%s: request metadata is not echoed", name);
+        ok(!ss_peers_has_header(head, "x-token"), "%s: request metadata is not echoed", name);
         free(body);
         free(head);
 
@@ -556,11 +450,13 @@ static void test_basic(const char *name, const char *base, const char *const *ex
                 snprintf(url, sizeof(url), "%s/abort", base);
                 snprintf(url2, sizeof(url2), "%s/hello", base);
                 ARGS(url);
-                ok(curl(args, &body, &head, &code) != 0, "%s: /abort fails at the client", name);
+                ok(ss_peers_curl(args, &body, &head, &code) != 0, "%s: /abort fails at the client",
+                   name);
                 free(body);
                 free(head);
                 ARGS(url2);
-                is_int(curl(args, &body, &head, &code), 0, "%s: the server serves on", name);
+                is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: the server serves on",
+                       name);
                 is_str(body, "hello world\n", "%s: with the exact body", name);
                 free(body);
                 free(head);
@@ -588,7 +484,7 @@ static void test_basic(const char *name, const char *base, const char *const *ex
                 snprintf(at, sizeof(at), "@%s", file);
                 snprintf(url, sizeof(url), "%s/upload", base);
                 ARGS("--data-binary", at, url);
-                is_int(curl(args, &body, &head, &code), 0, "%s: 1 MiB upload", name);
+                is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: 1 MiB upload", name);
                 is_int(code, 200, "%s: upload answered", name);
                 is_str(body, "got 1048576 exact\n", "%s: 1 MiB arrived byte-exact", name);
                 free(body);
@@ -603,7 +499,7 @@ static int run_nghttp(void *arg)
         const char *url = arg;
         const char *argv[] = {"nghttp", "-n", "-m", "10", "-t", "20", url, NULL};
 
-        return exec_argv((void *) argv);
+        return ss_peers_exec_argv((void *) argv);
 }
 
 /* A body over the bound (16 MiB): 413 before the application sees its end. */
@@ -619,7 +515,7 @@ static int run_nghttp_upload(void *arg)
 
         if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
                 return 126;
-        return exec_argv((void *) argv);
+        return ss_peers_exec_argv((void *) argv);
 }
 
 static void test_body_413(const char *name, const char *url)
@@ -638,7 +534,7 @@ static void test_body_413(const char *name, const char *url)
                 (void) ftruncate(fileno(f), SS_SERVER_MAX_BODY + 65536);
                 fclose(f);
         }
-        (void) run_child(run_nghttp_upload, &o, 60);
+        (void) ss_peers_run_child(run_nghttp_upload, &o, 60);
         text = peers_read_file(out, NULL);
         ok(text && strstr(text, ":status: 413"), "%s: a body over 16 MiB gets 413", name);
         is_int(txn_count - before, 1, "%s: the request reached the application", name);
@@ -661,7 +557,8 @@ static void test_nghttp(const char *name, const char *url)
 
         n_gathered = 0;
         gather_connections = -1;
-        is_int(run_child(run_nghttp, (void *) url, 30), 0, "%s: nghttp -n -m 10 succeeds", name);
+        is_int(ss_peers_run_child(run_nghttp, (void *) url, 30), 0, "%s: nghttp -n -m 10 succeeds",
+               name);
         is_int(txn_count - before, GATHER, "%s: 10 requests arrived", name);
         is_int(n_gathered, GATHER, "%s: all 10 were open at once before any was answered", name);
         is_int(gather_connections, 1, "%s: on one connection", name);
@@ -719,7 +616,7 @@ static void test_slowloris(void)
         unsigned before = txn_count;
         char *out;
 
-        is_int(run_child(slowloris_and_good, &raw, 60), 0,
+        is_int(ss_peers_run_child(slowloris_and_good, &raw, 60), 0,
                "h2 slowloris: curl --http2-prior-knowledge was served 8 times meanwhile");
         out = read_out(&raw);
         ok(out && strstr(out, "ELAPSED "), "h2 slowloris: the server closed the connection");
@@ -743,7 +640,7 @@ static void test_big_header(void)
         char url[128], *out;
 
         cmp_int(size, >, 1024 * 1024, "1 MiB of header fields in HEADERS and CONTINUATION");
-        is_int(run_child(raw_h2_client, &raw, 40), 0, "1 MiB header: client ran");
+        is_int(ss_peers_run_child(raw_h2_client, &raw, 40), 0, "1 MiB header: client ran");
         out = read_out(&raw);
         /* nghttp2 allows 8 CONTINUATION frames: a GOAWAY before our 32 KiB bound counts. */
         ok(out && (strstr(out, "FRAME 7 ") || strstr(out, "STATUS 431\n")),
@@ -760,7 +657,7 @@ static void test_big_header(void)
         args[0] = "--http2-prior-knowledge";
         args[1] = url;
         args[2] = NULL;
-        is_int(curl(args, NULL, NULL, &code), 0, "curl afterwards");
+        is_int(ss_peers_curl(args, NULL, NULL, &code), 0, "curl afterwards");
         is_int(code, 200, "served 200");
         free(out);
         free(raw.out_file);
@@ -775,7 +672,7 @@ static void test_header_431(void)
         unsigned before = txn_count;
         char *out;
 
-        is_int(run_child(raw_h2_client, &raw, 40), 0, "64 KiB header: client ran");
+        is_int(ss_peers_run_child(raw_h2_client, &raw, 40), 0, "64 KiB header: client ran");
         out = read_out(&raw);
         ok(out && strstr(out, "STATUS 431\n"), "64 KiB header fields: 431 (%s)", out ? out : "");
         is_int(txn_count - before, 0, "the application never saw it");
@@ -827,7 +724,7 @@ static void test_idle_flood(SsStream *server)
         args[0] = "--http2-prior-knowledge";
         args[1] = url;
         args[2] = NULL;
-        is_int(curl(args, NULL, NULL, &code), 0, "curl among 1000 idle h2c connections");
+        is_int(ss_peers_curl(args, NULL, NULL, &code), 0, "curl among 1000 idle h2c connections");
         is_int(code, 200, "served 200");
         for (unsigned i = 0; i < HOSTILE_IDLE; i++)
                 if (fds[i] >= 0)
@@ -866,9 +763,7 @@ int main(void)
 {
         SsStreamHandlers handlers = {.rx = on_rx, .tx = on_tx, .state = on_state};
         SsStream *plain = NULL, *tls = NULL;
-        PolicyErrors errors = {};
-        Policy *policy;
-        char *json, base[128];
+        char base[128];
 
         peers_init(400);
         if (!peers_have("curl"))
@@ -881,16 +776,7 @@ int main(void)
                 port_tls = peers_free_port();
         while (port_tls == port_plain);
 
-        json = policy_json();
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
-        policy_unref(policy);
+        ss_peers_start(policy_json(), &event, &ctx);
 
         is_int(ss_stream_new(&plain, ctx, "srv", &handlers, NULL), 0, "plain server listens");
         is_int(ss_stream_new(&tls, ctx, "srvtls", &handlers, NULL), 0, "TLS server listens");
@@ -916,7 +802,8 @@ int main(void)
                 unsigned code = 0;
 
                 snprintf(base, sizeof(base), "https://localhost:%u/hello", port_tls);
-                is_int(curl(args, &body, &head, &code), 0, "curl --http1.1 on the TLS listener");
+                is_int(ss_peers_curl(args, &body, &head, &code), 0,
+                       "curl --http1.1 on the TLS listener");
                 ok(head && strncmp(head, "HTTP/1.1 200", 12) == 0, "answered over HTTP/1.1");
                 is_str(body, "hello world\n", "with the same body");
                 free(body);
@@ -937,8 +824,7 @@ int main(void)
         plain = ss_stream_free(plain);
         tls = ss_stream_free(tls);
         is_int(ss_context_n_streams(ctx), 0, "no stream left");
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
+        ss_peers_stop(&ctx, &event);
         peer_certs_free(&certs);
         return peers_done();
 }

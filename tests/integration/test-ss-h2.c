@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 #include "transport.h"
@@ -354,18 +355,6 @@ static SsStream *open_stream(const char *type, Rec *r)
         return s;
 }
 
-static bool run_until(bool (*done)(void *), void *userdata, unsigned ms)
-{
-        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
-
-        while (!done(userdata)) {
-                if (peers_now_usec() > end)
-                        return false;
-                (void) sd_event_run(event, 20000);
-        }
-        return true;
-}
-
 static bool done_transaction(void *userdata)
 {
         Rec *r = userdata;
@@ -382,7 +371,8 @@ static void run_get(const char *type, Rec *r)
         if (!s)
                 return;
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_transaction, r, 10000), "%s: transaction done (%s)", type, r->states);
+        ok(ss_peers_run_until(done_transaction, r, 10000), "%s: transaction done (%s)", type,
+           r->states);
         ss_stream_free(s);
 }
 
@@ -463,8 +453,9 @@ static void test_get(void)
         rec_init(&r);
         s = open_stream("reset", &r);
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_three_drops, &r, 10000), "h2 RST_STREAM: dropped (%s)", r.states);
-        (void) run_until(never, NULL, 800);
+        ok(ss_peers_run_until(done_three_drops, &r, 10000), "h2 RST_STREAM: dropped (%s)",
+           r.states);
+        (void) ss_peers_run_until(never, NULL, 800);
         ss_stream_free(s);
         is_int(r.count[SS_STATE_CONNECTING], 3,
                "h2 RST_STREAM: retried twice (conceal 2), then idle");
@@ -507,7 +498,7 @@ static void test_upload(void)
         r.tx_size = PEERS_BIG_SIZE;
         s = open_stream("put_len", &r);
         (void) ss_stream_request_tx_len(s, PEERS_BIG_SIZE);
-        ok(run_until(done_transaction, &r, 10000), "h2 PUT with length (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h2 PUT with length (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 PUT with length: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("len.bin", PEERS_BIG_SIZE), "h2 PUT with length: byte for byte on disk");
@@ -525,7 +516,7 @@ static void test_upload(void)
         r.tx_size = PEERS_BIG_SIZE;
         s = open_stream("put_nolen", &r);
         (void) ss_stream_request_tx(s);
-        ok(run_until(done_transaction, &r, 10000), "h2 PUT without length (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h2 PUT without length (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 PUT without length: ACK (%u)",
                (unsigned) r.ack[SS_STATE_QOS_NACK_REMOTE]);
         ok(file_matches("nolen.bin", PEERS_BIG_SIZE),
@@ -555,7 +546,8 @@ static void test_upload_chained(void)
         r.tx_again = 1;
         s = open_stream("put_nolen", &r);
         (void) ss_stream_request_tx(s);
-        ok(run_until(done_two_acks, &r, 10000), "h2 PUT chained from tx: done (%s)", r.states);
+        ok(ss_peers_run_until(done_two_acks, &r, 10000), "h2 PUT chained from tx: done (%s)",
+           r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 2,
                "h2 PUT chained from tx: two transactions, both acknowledged");
         ss_stream_free(s);
@@ -586,7 +578,7 @@ static void test_fallback(void)
         r.tx_size = PEERS_BIG_SIZE;
         s = open_stream("fallback_put", &r);
         (void) ss_stream_request_tx_len(s, PEERS_BIG_SIZE);
-        ok(run_until(done_transaction, &r, 10000), "h1 fall back PUT (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h1 fall back PUT (%s)", r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h1 fall back PUT: ACK");
         ok(file_matches("fb.bin", PEERS_BIG_SIZE), "h1 fall back PUT: byte for byte on disk");
         is_int(r.tx_credit_max, -1, "h1 fall back PUT: no send credit over h1");
@@ -604,13 +596,13 @@ static void test_flow_control(void)
         r.pause_on_first_rx = true;
         s = open_stream("big", &r);
         (void) ss_stream_client_connect(s);
-        (void) run_until(never, NULL, 700);
+        (void) ss_peers_run_until(never, NULL, 700);
         held = r.body_len;
         is_int(r.n_rx, 1, "h2 rx paused: nothing more arrives after the first piece");
         ok(r.count[SS_STATE_QOS_ACK_REMOTE] == 0 && r.count[SS_STATE_DISCONNECTED] == 0,
            "h2 rx paused: the transaction waits (%s)", r.states);
         ss_stream_pause_rx(s, false);
-        ok(run_until(done_transaction, &r, 10000), "h2 rx resumed: transaction done (%s)",
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h2 rx resumed: transaction done (%s)",
            r.states);
         cmp_int(held, <, PEERS_BIG_SIZE, "h2 rx paused: the server stopped at our window");
         ok(body_is_big(&r), "h2 rx resumed: the exact 1 MiB");
@@ -641,11 +633,12 @@ static void test_validity(void)
         r.pause_on_first_rx = true;
         s = open_stream("big_valid", &r);
         (void) ss_stream_client_connect(s);
-        (void) run_until(never, NULL, 3500);
+        (void) ss_peers_run_until(never, NULL, 3500);
         is_int(r.count[SS_STATE_DISCONNECTED], 0,
                "h2 PINGs answered: no hang-up in 3.5 s with svalidhup 2 (%s)", r.states);
         ss_stream_pause_rx(s, false);
-        ok(run_until(done_transaction, &r, 10000), "h2 PINGs: transaction done (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h2 PINGs: transaction done (%s)",
+           r.states);
         ok(body_is_big(&r), "h2 PINGs: the exact 1 MiB");
         ss_stream_free(s);
         free(r.body);
@@ -654,11 +647,12 @@ static void test_validity(void)
         r.pause_on_first_rx = true;
         s = open_stream("big_valid", &r);
         (void) ss_stream_client_connect(s);
-        (void) run_until(got_rx, &r, 5000);
-        (void) run_until(never, NULL, 200);
+        (void) ss_peers_run_until(got_rx, &r, 5000);
+        (void) ss_peers_run_until(never, NULL, 200);
         nginx_signal_workers(SIGSTOP);
         start = peers_now_usec();
-        ok(run_until(done_transaction, &r, 6000), "h2 PINGs unanswered: hang-up (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 6000), "h2 PINGs unanswered: hang-up (%s)",
+           r.states);
         cmp_int(peers_now_usec() - start, >=, 1500000, "h2 hang-up: not before svalidhup");
         cmp_int(peers_now_usec() - start, <, 4500000, "h2 hang-up: soon after svalidhup");
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 0, "h2 hang-up: no ACK");
@@ -682,7 +676,8 @@ static void test_metadata(void)
         is_int(ss_stream_set_metadata(s, "file", "meta", 4), 0, "set metadata file");
         is_int(ss_stream_set_metadata(s, "req", "AbC", 3), 0, "set metadata req");
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_transaction, &r, 10000), "h2 metadata: transaction done (%s)", r.states);
+        ok(ss_peers_run_until(done_transaction, &r, 10000), "h2 metadata: transaction done (%s)",
+           r.states);
         is_int(r.count[SS_STATE_QOS_ACK_REMOTE], 1, "h2 metadata: ACK from /meta");
         is_str((char *) r.body, "m\n", "h2 metadata: the url expanded to /meta");
         is_int(ss_stream_get_metadata(s, "rep", &value, &len), 0, "h2 metadata: rep is set");
@@ -707,7 +702,7 @@ static void test_503(void)
         rec_init(&r);
         s = open_stream("busy", &r);
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_retried, &r, 8000), "h2 503: retried (%s)", r.states);
+        ok(ss_peers_run_until(done_retried, &r, 8000), "h2 503: retried (%s)", r.states);
         is_int(r.ack[SS_STATE_QOS_NACK_REMOTE], 503, "h2 503: NACK 503");
         cmp_int(peers_now_usec() - start, >=, 1000000, "h2 503 with Retry-After: 1: waits >= 1 s");
         ss_stream_free(s);
@@ -737,7 +732,7 @@ static void test_many(void)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        ok(run_until(done_many, r, 30000), "%u concurrent h2 GETs done", N_MANY);
+        ok(ss_peers_run_until(done_many, r, 30000), "%u concurrent h2 GETs done", N_MANY);
         for (unsigned i = 0; i < N_MANY; i++) {
                 good += r[i].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[i]) &&
                         r[i].n_eom == 1;
@@ -785,7 +780,7 @@ static void test_mixed(void)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        ok(run_until(done_mixed, r, 30000), "mixed h2 streams done");
+        ok(ss_peers_run_until(done_mixed, r, 30000), "mixed h2 streams done");
         for (unsigned i = 0; i < N_MIXED; i++)
                 good += r[i].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[i]) &&
                         r[i].n_eom == 1 && r[i].count[SS_STATE_DISCONNECTED] == 1;
@@ -837,7 +832,7 @@ static void test_goaway(void)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        ok(run_until(done_goaway, r, 30000), "GOAWAY: %u GETs done", N_GOAWAY);
+        ok(ss_peers_run_until(done_goaway, r, 30000), "GOAWAY: %u GETs done", N_GOAWAY);
         for (unsigned i = 0; i < N_GOAWAY; i++) {
                 good += streq(r[i].states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE "
                                            "DISCONNECTED") &&
@@ -880,7 +875,8 @@ static void test_long_poll(void)
         get = open_stream("poll_get", &r[1]);
         (void) ss_stream_client_connect(poll);
         (void) ss_stream_client_connect(get);
-        ok(run_until(done_poll_rx, r, 10000), "long_poll: pieces arrive while a GET completes");
+        ok(ss_peers_run_until(done_poll_rx, r, 10000),
+           "long_poll: pieces arrive while a GET completes");
         /* Without long_poll nothing would arrive before 16 KiB did (4 s at this rate). */
         ok(r[0].n_som == 1 && r[0].n_eom == 0 && r[0].body_len < SS_RX_CHUNK,
            "long_poll: SOM, no EOM, %zu bytes in %u pieces so far", r[0].body_len, r[0].n_rx);
@@ -899,8 +895,8 @@ static void test_long_poll(void)
         free(r[1].body);
         rec_init(&r[1]);
         (void) ss_stream_client_connect(get);
-        ok(run_until(done_transaction, &r[1], 10000) && r[1].count[SS_STATE_QOS_ACK_REMOTE] == 1 &&
-               body_is_big(&r[1]),
+        ok(ss_peers_run_until(done_transaction, &r[1], 10000) &&
+               r[1].count[SS_STATE_QOS_ACK_REMOTE] == 1 && body_is_big(&r[1]),
            "long_poll: reset, then another GET (%s)", r[1].states);
         ss_stream_free(get);
         free(r[1].body);
@@ -940,7 +936,7 @@ static void test_fallback_many(const char *type, const char *uri)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        ok(run_until(done_fallback, r, 20000), "%s: %u GETs done", type, N_FALLBACK);
+        ok(ss_peers_run_until(done_fallback, r, 20000), "%s: %u GETs done", type, N_FALLBACK);
         for (unsigned i = 0; i < N_FALLBACK; i++) {
                 good += streq(r[i].states, "CREATING CONNECTING CONNECTED QOS_ACK_REMOTE "
                                            "DISCONNECTED") &&
@@ -984,7 +980,7 @@ static unsigned run_few(SsStream **s, Rec *r)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        (void) run_until(done_few, r, 20000);
+        (void) ss_peers_run_until(done_few, r, 20000);
         for (unsigned i = 0; i < N_FEW; i++)
                 good += r[i].count[SS_STATE_QOS_ACK_REMOTE] == 1 && r[i].body &&
                         streq((char *) r[i].body, "small\n");
@@ -1069,16 +1065,17 @@ static void test_connection_lost(void)
                 if (s[i])
                         (void) ss_stream_client_connect(s[i]);
         }
-        ok(run_until(done_all_rx, r, 10000), "connection lost: every stream is receiving");
+        ok(ss_peers_run_until(done_all_rx, r, 10000), "connection lost: every stream is receiving");
         nginx_signal_workers(SIGKILL);
-        ok(run_until(done_lost, r, 10000), "connection lost: every stream connects again");
+        ok(ss_peers_run_until(done_lost, r, 10000), "connection lost: every stream connects again");
         for (unsigned i = 0; i < N_LOST; i++)
                 dropped += r[i].count[SS_STATE_DISCONNECTED] == 1 &&
                            r[i].count[SS_STATE_QOS_ACK_REMOTE] == 0;
         is_int(dropped, N_LOST, "connection lost: each stream DISCONNECTED once, no ACK");
         for (unsigned i = 0; i < N_LOST; i++)
                 ss_stream_pause_rx(s[i], false);
-        ok(run_until(done_acked, r, 20000), "connection lost: the retries complete with ACK");
+        ok(ss_peers_run_until(done_acked, r, 20000),
+           "connection lost: the retries complete with ACK");
         for (unsigned i = 0; i < N_LOST; i++) {
                 ss_stream_free(s[i]);
                 free(r[i].body);
@@ -1164,9 +1161,6 @@ int main(void)
 {
         PeerCerts certs;
         Ports ports;
-        Policy *policy;
-        PolicyErrors errors = {};
-        char *json;
 
         peers_init(180);
         peer_certs_make(&certs);
@@ -1181,16 +1175,7 @@ int main(void)
         };
         nginx_run(&ports, &certs);
 
-        json = policy_json(&ports, &certs);
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        ss_peers_start(policy_json(&ports, &certs), &event, &ctx);
 
         test_get();
         test_upload();
@@ -1209,9 +1194,7 @@ int main(void)
         test_stream_limit();
         test_connection_lost();
 
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
-        policy_free(policy);
+        ss_peers_stop(&ctx, &event);
         nginx_kill();
         peer_certs_free(&certs);
         free(www);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -1156,10 +1157,7 @@ static char *policy_json(void)
 
 int main(void)
 {
-        Policy *policy;
-        PolicyErrors errors = {};
         Fake fake = {.fd = -1, .listen_fd = -1};
-        char *json;
 
         peers_init(180);
         if (!peers_have("mosquitto") || !peers_have("mosquitto_sub") ||
@@ -1186,16 +1184,7 @@ int main(void)
                 return peers_done();
         }
 
-        json = policy_json();
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        ss_peers_start(policy_json(), &event, &ctx);
 
         test_publish("pub0", "it/q0", "0", false);
         test_publish("pub1", "it/q1", "1", true);
@@ -1214,9 +1203,7 @@ int main(void)
         test_retained_shared();
         test_same_id();
 
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
-        policy_free(policy);
+        ss_peers_stop(&ctx, &event);
         broker_kill(SIGKILL);
         free(broker_conf);
         free(broker_log);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -187,114 +188,7 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
 
 /* ---- running clients while the loop serves ------------------------------------------------ */
 
-typedef int (*ChildFn)(void *arg);
-
-/* Runs fn in a child process while the event loop serves; its exit status or -1. */
-static int run_child(ChildFn fn, void *arg, unsigned timeout_sec)
-{
-        uint64_t deadline = peers_now_usec() + timeout_sec * 1000000ULL;
-        pid_t pid;
-        int status;
-
-        fflush(stdout);
-        pid = fork();
-        if (pid < 0)
-                return -1;
-        if (pid == 0)
-                _exit(fn(arg));
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-                if (peers_now_usec() > deadline) {
-                        (void) kill(pid, SIGKILL);
-                        (void) waitpid(pid, &status, 0);
-                        return -1;
-                }
-                (void) sd_event_run(event, 10000);
-        }
-}
-
-static int exec_argv(void *arg)
-{
-        char *const *argv = arg;
-        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-        if (fd >= 0) {
-                (void) dup2(fd, STDERR_FILENO);
-        }
-        execvp(argv[0], argv);
-        return 127;
-}
-
-/* curl with args; the body to body_file, headers to head_file, "%{http_code}" to code_file. */
-static int curl(const char *const *args, char **ret_body, char **ret_head, unsigned *ret_code)
-{
-        char *body = peers_path("curl.body"), *head = peers_path("curl.head");
-        char *code = peers_path("curl.code"), *err = peers_path("curl.err");
-        const char *argv[40] = {"curl", "-s", "-S", "--max-time",   "20",       "-o", body,
-                                "-D",   head, "-w", "%{http_code}", "--stderr", err};
-        size_t n = 13;
-        int r, fd;
-        char *text;
-
-        for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
-                argv[n++] = args[i];
-        argv[n] = NULL;
-        (void) unlink(body);
-        (void) unlink(head);
-        fflush(stdout);
-        fd = open(code, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        {
-                int saved = dup(STDOUT_FILENO);
-
-                (void) dup2(fd, STDOUT_FILENO);
-                r = run_child(exec_argv, (void *) argv, 30);
-                (void) dup2(saved, STDOUT_FILENO);
-                (void) close(saved);
-        }
-        (void) close(fd);
-        text = peers_read_file(code, NULL);
-        if (ret_code)
-                *ret_code = text ? (unsigned) atoi(text) : 0;
-        free(text);
-        if (ret_body)
-                *ret_body = peers_read_file(body, NULL);
-        if (ret_head)
-                *ret_head = peers_read_file(head, NULL);
-        if (r != 0) {
-                text = peers_read_file(err, NULL);
-                tap_diag("curl: %s", text ? text : "(nothing on stderr)");
-                free(text);
-        }
-        free(err);
-        free(body);
-        free(head);
-        free(code);
-        return r;
-}
-
-static bool has_header(const char *head, const char *line)
-{
-        return head && strcasestr(head, line) != NULL;
-}
-
 /* ---- raw clients (children) ---------------------------------------------------------------- */
-
-static int connect_port(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        return fd;
-}
 
 typedef struct Raw {
         const char *request;
@@ -310,7 +204,7 @@ static int raw_client(void *arg)
         char buf[4096];
         size_t got = 0, sent = 0;
         uint64_t start = peers_now_usec();
-        int fd = connect_port(port_plain), out;
+        int fd = ss_peers_connect_port(port_plain), out;
 
         if (fd < 0)
                 return 2;
@@ -377,28 +271,29 @@ static void test_basic(const char *name, const char *base, const char *const *ex
 
         snprintf(url, sizeof(url), "%s/hello", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /hello", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /hello", name);
         is_int(code, 200, "%s: status 200", name);
         is_str(body, "hello world\n", "%s: exact body", name);
-        ok(has_header(head, "HTTP/1.1 200 OK\r\n"), "%s: status line", name);
-        ok(has_header(head, "\r\ncontent-type: text/plain\r\n"), "%s: content-type from metadata",
-           name);
-        ok(has_header(head, "\r\nContent-Length: 12\r\n"), "%s: Content-Length", name);
+        ok(ss_peers_has_header(head, "HTTP/1.1 200 OK\r\n"), "%s: status line", name);
+        ok(ss_peers_has_header(head, "\r\ncontent-type: text/plain\r\n"),
+           "%s: content-type from metadata", name);
+        ok(ss_peers_has_header(head, "\r\nContent-Length: 12\r\n"), "%s: Content-Length", name);
         free(body);
         free(head);
 
         snprintf(url, sizeof(url), "%s/chunked", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /chunked", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /chunked", name);
         is_int(code, 201, "%s: status 201", name);
         is_str(body, "one,two,three\n", "%s: chunked body", name);
-        ok(has_header(head, "\r\nTransfer-Encoding: chunked\r\n"), "%s: chunked framing", name);
+        ok(ss_peers_has_header(head, "\r\nTransfer-Encoding: chunked\r\n"), "%s: chunked framing",
+           name);
         free(body);
         free(head);
 
         snprintf(url, sizeof(url), "%s/missing", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /missing", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /missing", name);
         is_int(code, 404, "%s: 404 without an answer", name);
         ok(!body || !*body, "%s: empty 404 body", name);
         free(body);
@@ -406,17 +301,17 @@ static void test_basic(const char *name, const char *base, const char *const *ex
 
         snprintf(url, sizeof(url), "%s/teapot", base);
         ARGS(url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /teapot", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /teapot", name);
         is_int(code, 418, "%s: the status the application chose", name);
         free(body);
         free(head);
 
         snprintf(url, sizeof(url), "%s/echo?x=1&name=J%%C3%%B6rg+K&y", base);
         ARGS("-H", "X-Token: t1", url);
-        is_int(curl(args, &body, &head, &code), 0, "%s: curl /echo", name);
+        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: curl /echo", name);
         is_str(body, "GET name=J\xc3\xb6rg K token=t1\n",
                "%s: method, query argument and header as metadata", name);
-        ok(!has_header(head, "X-Token"), "%s: request metadata is not echoed", name);
+        ok(!ss_peers_has_header(head, "X-Token"), "%s: request metadata is not echoed", name);
         free(body);
         free(head);
 
@@ -428,7 +323,7 @@ static void test_basic(const char *name, const char *base, const char *const *ex
                 snprintf(url, sizeof(url), "%s/hello", base);
                 snprintf(url2, sizeof(url2), "%s/teapot", base);
                 ARGS(url, "-o", "/dev/null", url2);
-                is_int(curl(args, &body, &head, &code), 0, "%s: two URLs", name);
+                is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: two URLs", name);
                 is_int(connected_count - before, 1, "%s: on one connection", name);
                 is_int(code, 200418, "%s: both answered (200, then 418)", name);
                 free(body);
@@ -456,13 +351,15 @@ static void test_basic(const char *name, const char *base, const char *const *ex
                         snprintf(at, sizeof(at), "@%s", file);
                         snprintf(url, sizeof(url), "%s/upload", base);
                         ARGS("--data-binary", at, url);
-                        is_int(curl(args, &body, &head, &code), 0, "%s: 1 MiB upload", name);
+                        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: 1 MiB upload",
+                               name);
                         is_int(code, 200, "%s: upload answered", name);
                         is_str(body, "got 1048576 exact\n", "%s: 1 MiB arrived byte-exact", name);
                         free(body);
                         free(head);
                         ARGS("-H", "Transfer-Encoding: chunked", "--data-binary", at, url);
-                        is_int(curl(args, &body, &head, &code), 0, "%s: chunked upload", name);
+                        is_int(ss_peers_curl(args, &body, &head, &code), 0, "%s: chunked upload",
+                               name);
                         is_str(body, "got 1048576 exact\n", "%s: chunked 1 MiB byte-exact", name);
                         free(body);
                         free(head);
@@ -483,7 +380,7 @@ static void test_bad_request(void)
             .request = "GET / HTTP/1.1\r\n\r\n", .size = 18, .out_file = peers_path("raw.out")};
         char *out;
 
-        is_int(run_child(raw_client, &raw, 30), 0, "bad request: client ran");
+        is_int(ss_peers_run_child(raw_client, &raw, 30), 0, "bad request: client ran");
         out = read_raw(&raw);
         ok(out && strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "no Host: 400 (%.30s)",
            out ? out : "");
@@ -511,7 +408,7 @@ static void test_big_header(void)
         memcpy(request + size - 4, "\r\n\r\n", 4);
         raw.request = request;
         raw.size = size;
-        is_int(run_child(raw_client, &raw, 30), 0, "1 MiB header: client ran");
+        is_int(ss_peers_run_child(raw_client, &raw, 30), 0, "1 MiB header: client ran");
         out = read_raw(&raw);
         ok(out && strncmp(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0,
            "1 MiB header: 431 (%.46s)", out ? out : "");
@@ -569,7 +466,7 @@ static void test_slowloris(void)
                    .interval = 1000};
         char *out, *e;
 
-        is_int(run_child(slowloris_and_good, &raw, 60), 0,
+        is_int(ss_peers_run_child(slowloris_and_good, &raw, 60), 0,
                "slowloris: a well-behaved client was served 8 times meanwhile");
         out = read_raw(&raw);
         ok(out && strncmp(out, "HTTP/1.1 408 Request Timeout\r\n", 30) == 0,
@@ -620,7 +517,7 @@ static void test_idle_flood(SsStream *server)
         snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port_plain);
         args[0] = url;
         args[1] = NULL;
-        is_int(curl(args, NULL, NULL, &code), 0, "curl among 1000 idle connections");
+        is_int(ss_peers_curl(args, NULL, NULL, &code), 0, "curl among 1000 idle connections");
         is_int(code, 200, "served 200");
         for (unsigned i = 0; i < HOSTILE_IDLE; i++)
                 if (fds[i] >= 0)
@@ -711,9 +608,7 @@ int main(void)
 {
         SsStreamHandlers handlers = {.rx = on_rx, .tx = on_tx, .state = on_state};
         SsStream *plain = NULL, *tls = NULL, *unixs = NULL;
-        PolicyErrors errors = {};
-        Policy *policy;
-        char *json, base[128];
+        char base[128];
         static const char *const none[] = {NULL};
 
         peers_init(300);
@@ -741,16 +636,7 @@ int main(void)
                         close(fd);
         }
 
-        json = policy_json();
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
-        policy_unref(policy);
+        ss_peers_start(policy_json(), &event, &ctx);
 
         is_int(ss_stream_new(&plain, ctx, "srv", &handlers, NULL), 0, "plain server listens");
         is_int(ss_stream_new(&tls, ctx, "srvtls", &handlers, NULL), 0, "TLS server listens");
@@ -786,7 +672,7 @@ int main(void)
 
                 is_int(ss_stream_new(&free_on_connect, ctx, "srvfree", &handlers, NULL), 0,
                        "another server listens");
-                fd = connect_port(port_free);
+                fd = ss_peers_connect_port(port_free);
                 ok(fd >= 0, "connected to it");
                 for (unsigned i = 0; i < 500 && free_on_connect; i++)
                         (void) sd_event_run(event, 10000);
@@ -794,7 +680,7 @@ int main(void)
                 is_int(ss_context_n_streams(ctx), before, "with the connection stream");
                 if (fd >= 0)
                         close(fd);
-                fd = connect_port(port_free);
+                fd = ss_peers_connect_port(port_free);
                 ok(fd < 0, "and it listens no more");
                 if (fd >= 0)
                         close(fd);
@@ -813,7 +699,7 @@ int main(void)
         tls = ss_stream_free(tls);
         unixs = ss_stream_free(unixs);
         {
-                int fd = connect_port(port_plain);
+                int fd = ss_peers_connect_port(port_plain);
 
                 ok(fd < 0, "destroying the server stream stops listening");
                 if (fd >= 0)
@@ -821,8 +707,7 @@ int main(void)
                 ok(access(unix_path, F_OK) < 0, "the unix socket is removed");
         }
         is_int(ss_context_n_streams(ctx), 0, "no stream left");
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
+        ss_peers_stop(&ctx, &event);
         peer_certs_free(&certs);
         free(unix_path);
         free(missing_key);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "peers.h"
+#include "ss-peers.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -263,18 +264,6 @@ static SsStream *open_stream(const char *type, Rec *r)
         return s;
 }
 
-static bool run_until(bool (*done)(void *), void *userdata, unsigned ms)
-{
-        uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
-
-        while (!done(userdata)) {
-                if (peers_now_usec() > end)
-                        return false;
-                (void) sd_event_run(event, 20000);
-        }
-        return true;
-}
-
 static void run_for(unsigned ms)
 {
         uint64_t end = peers_now_usec() + (uint64_t) ms * 1000;
@@ -326,7 +315,7 @@ static bool echo_one(SsStream *s, Rec *r, size_t size)
         want_messages = r->n_messages + 1;
         disconnects_before = r->count[SS_STATE_DISCONNECTED];
         (void) ss_stream_request_tx(s);
-        if (!run_until(done_messages, r, 20000) || r->n_messages < want_messages)
+        if (!ss_peers_run_until(done_messages, r, 20000) || r->n_messages < want_messages)
                 return false;
         same = r->last_len == size;
         for (size_t i = 0; i < r->last_len && same; i++)
@@ -387,7 +376,7 @@ static void test_chain(const char *type)
         want_messages = r.n_messages + 10;
         disconnects_before = r.count[SS_STATE_DISCONNECTED];
         (void) ss_stream_request_tx(s);
-        ok(run_until(done_messages, &r, 20000), "%s: done waiting", type);
+        ok(ss_peers_run_until(done_messages, &r, 20000), "%s: done waiting", type);
         is_int(r.n_messages, want_messages,
                "%s: ten messages, each asked for inside the previous one's last tx call, "
                "all echoed",
@@ -407,8 +396,8 @@ static void test_subprotocol(void)
         if (!s)
                 return;
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_unreachable, &r, 10000), "subprotocol not chosen: UNREACHABLE (%s)",
-           r.states);
+        ok(ss_peers_run_until(done_unreachable, &r, 10000),
+           "subprotocol not chosen: UNREACHABLE (%s)", r.states);
         ok(r.ack[SS_STATE_UNREACHABLE] & SS_ACK_HANDSHAKE, "with the handshake bit (0x%x)",
            (unsigned) r.ack[SS_STATE_UNREACHABLE]);
         is_int(r.count[SS_STATE_CONNECTED], 0, "never CONNECTED");
@@ -428,7 +417,7 @@ static void test_fragments(void)
         (void) ss_stream_client_connect(s);
         want_messages = 3;
         disconnects_before = 0;
-        ok(run_until(done_messages, &r, 10000), "fragmented messages arrive");
+        ok(ss_peers_run_until(done_messages, &r, 10000), "fragmented messages arrive");
         is_int(r.n_messages, 3, "three messages");
         is_str(r.log, "fragmented text|<00><01><02><ff>||",
                "text reassembled, then binary and empty");
@@ -450,11 +439,11 @@ static void test_interleave(const Server *srv)
         (void) ss_stream_client_connect(s);
         want_messages = 2;
         disconnects_before = 0;
-        ok(run_until(done_messages, &r, 10000), "a PING inside a fragmented message");
+        ok(ss_peers_run_until(done_messages, &r, 10000), "a PING inside a fragmented message");
         is_str(r.log, "hello|pong:p1|", "the message whole, and our PONG with the PING's payload");
         send_text(s, &r, "hi there");
         want_messages = 3;
-        ok(run_until(done_messages, &r, 10000), "our text message arrives");
+        ok(ss_peers_run_until(done_messages, &r, 10000), "our text message arrives");
         is_str(r.last ? (char *) r.last : "", "masked:1:hi there", "client frames are masked");
         ss_stream_free(s);
         is_str(r.states, "CREATING CONNECTING CONNECTED DISCONNECTED DESTROYING", "states");
@@ -473,7 +462,7 @@ static void test_close_code(void)
         if (!s)
                 return;
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_disconnected, &r, 10000), "server close: DISCONNECTED");
+        ok(ss_peers_run_until(done_disconnected, &r, 10000), "server close: DISCONNECTED");
         is_int(r.ack[SS_STATE_DISCONNECTED], 4001, "with the server's code as the ack");
         is_str(r.states, "CREATING CONNECTING CONNECTED DISCONNECTED", "states");
         run_for(500);
@@ -496,8 +485,8 @@ static void test_validity(const Server *srv)
                 return;
         (void) ss_stream_client_connect(s);
         (void) ss_stream_client_connect(es);
-        ok(run_until(done_connected, &r, 10000), "silent server: CONNECTED");
-        ok(run_until(done_disconnected, &r, 10000), "no PONG: hung up (%s)", r.states);
+        ok(ss_peers_run_until(done_connected, &r, 10000), "silent server: CONNECTED");
+        ok(ss_peers_run_until(done_disconnected, &r, 10000), "no PONG: hung up (%s)", r.states);
         lived = (r.when[SS_STATE_DISCONNECTED] - r.when[SS_STATE_CONNECTED]) / 1000;
         ok(lived >= 2500 && lived < 4500, "after svalidhup (3 s): %llu ms",
            (unsigned long long) lived);
@@ -540,7 +529,8 @@ static void test_bad_frames(void)
                 if (!s)
                         continue;
                 (void) ss_stream_client_connect(s);
-                ok(run_until(done_disconnected, &r, 10000), "%s: DISCONNECTED", cases[i].what);
+                ok(ss_peers_run_until(done_disconnected, &r, 10000), "%s: DISCONNECTED",
+                   cases[i].what);
                 is_int(r.ack[SS_STATE_DISCONNECTED], cases[i].code, "%s: closed with %u",
                        cases[i].what, cases[i].code);
                 is_int(r.n_messages, 0, "%s: nothing delivered", cases[i].what);
@@ -564,13 +554,13 @@ static void test_reconnect(Server *srv, const char *const *args, uint16_t port)
         idle = open_stream("restart_idle", &o);
         if (!nailed || !idle)
                 return;
-        ok(run_until(done_connected, &n, 10000), "nailed_up: connects by itself");
+        ok(ss_peers_run_until(done_connected, &n, 10000), "nailed_up: connects by itself");
         ok(echo_one(idle, &o, 100), "idle stream: connects for its message");
 
         server_kill(srv);
-        ok(run_until(done_disconnected, &n, 10000), "server gone: nailed_up DISCONNECTED");
+        ok(ss_peers_run_until(done_disconnected, &n, 10000), "server gone: nailed_up DISCONNECTED");
         is_int(n.ack[SS_STATE_DISCONNECTED], 1006, "without a CLOSE: ack 1006");
-        ok(run_until(done_disconnected, &o, 10000), "and the idle one too");
+        ok(ss_peers_run_until(done_disconnected, &o, 10000), "and the idle one too");
         run_for(600);
         ok(n.count[SS_STATE_UNREACHABLE] >= 1, "nailed_up keeps trying (%u UNREACHABLE)",
            n.count[SS_STATE_UNREACHABLE]);
@@ -578,7 +568,7 @@ static void test_reconnect(Server *srv, const char *const *args, uint16_t port)
 
         ok(server_start(srv, "ws-restart.log", args, &port, 1), "server restarted");
         n.count[SS_STATE_CONNECTED] = 0;
-        ok(run_until(done_connected, &n, 10000), "nailed_up: reconnected (%s)", n.states);
+        ok(ss_peers_run_until(done_connected, &n, 10000), "nailed_up: reconnected (%s)", n.states);
         ok(echo_one(nailed, &n, 1000), "nailed_up: echoes on the new connection");
         ok(echo_one(idle, &o, 1000), "idle: request_tx reconnects and the message goes");
         is_int(o.count[SS_STATE_CONNECTED], 2, "idle: a second connection");
@@ -606,7 +596,7 @@ static void test_check_connections(const Server *srv)
         if (!s)
                 return;
         (void) ss_stream_client_connect(s);
-        ok(run_until(done_connected, &r, 10000), "check: CONNECTED");
+        ok(ss_peers_run_until(done_connected, &r, 10000), "check: CONNECTED");
         run_for(300);
         pings = log_count(srv, "ping");
         t0 = peers_now_usec();
@@ -615,7 +605,7 @@ static void test_check_connections(const Server *srv)
         run_for(500);
         cmp_int(log_count(srv, "ping"), >, pings,
                 "the PING goes out at once, not after svalidping (60 s)");
-        ok(run_until(done_disconnected, &r, 10000), "unanswered: hung up (%s)", r.states);
+        ok(ss_peers_run_until(done_disconnected, &r, 10000), "unanswered: hung up (%s)", r.states);
         lived = (r.when[SS_STATE_DISCONNECTED] - t0) / 1000;
         ok(lived >= 2500 && lived < 4500, "within svalidhup - svalidping (3 s): %llu ms",
            (unsigned long long) lived);
@@ -675,15 +665,12 @@ static char *policy_json(const uint16_t *p, const PeerCerts *c)
 int main(void)
 {
         PeerCerts certs;
-        Policy *policy;
-        PolicyErrors errors = {};
         uint16_t p[9];
         char specs[8][32], tls_spec[32], restart_spec[32];
         static const char *const modes[] = {"echo",       "fragments", "close",  "silent",
                                             "interleave", "masked",    "badutf8"};
         static const size_t mode_port[] = {0, 2, 3, 4, 5, 6, 7};
         const char *args[16];
-        char *json;
         size_t n = 0;
 
         peers_init(180);
@@ -718,16 +705,7 @@ int main(void)
         ok(server_start(&servers[2], "ws-restart.log", restart_args, &p[8], 1),
            "restartable peer is up");
 
-        json = policy_json(p, &certs);
-        policy = policy_new();
-        is_int(policy_add_buffer(policy, "it", json, strlen(json), &errors), 0, "policy loads");
-        for (size_t i = 0; i < errors.n_messages; i++)
-                tap_diag("%s", errors.messages[i]);
-        policy_errors_clear(&errors);
-        free(json);
-
-        is_int(sd_event_new(&event), 0, "event loop");
-        is_int(ss_context_new(&ctx, event, policy), 0, "context");
+        ss_peers_start(policy_json(p, &certs), &event, &ctx);
 
         test_echo("echo", false);
         test_echo("echo_bin", true);
@@ -742,9 +720,7 @@ int main(void)
         test_check_connections(&servers[0]);
         test_reconnect(&servers[2], restart_args, p[8]);
 
-        ctx = ss_context_free(ctx);
-        event = sd_event_unref(event);
-        policy_free(policy);
+        ss_peers_stop(&ctx, &event);
         servers_kill();
         for (size_t i = 0; i < ELEMENTSOF(servers); i++)
                 free(servers[i].log);
