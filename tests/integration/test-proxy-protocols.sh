@@ -15,6 +15,7 @@
 # is reported, and smdctl stream publishes.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
+. "$(dirname "$0")/proxy-common.sh"
 : "${SMDAGENT:?}" "${SMDCTL:?}" "${STREAM_GET:?}" "${PROXY_CLIENT:?}" "${WS_SERVER:?}"
 
 command -v nginx >/dev/null || skip_all "nginx is not installed"
@@ -23,34 +24,9 @@ command -v mosquitto >/dev/null || skip_all "mosquitto is not installed"
 command -v mosquitto_sub >/dev/null || skip_all "mosquitto-clients is not installed"
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || skip_all "python3-websockets is not installed"
 
-W=$(mktemp -d)
-chmod 755 "$W" # nginx's workers run as another user
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${AGENT:-}" ] && kill "$AGENT" 2>/dev/null
-    wait 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "# kept $W" || rm -rf "$W"
-}
-trap cleanup EXIT
-S=$W/ss.sock
+proxy_workdir
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-(
-    cd "$W" || exit 1
-    certtool --generate-privkey --key-type=ecdsa --outfile ca.key &&
-        printf 'cn = "Test CA"\nca\ncert_signing_key\nexpiration_days = 30\n' >ca.tmpl &&
-        certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem &&
-        certtool --generate-privkey --key-type=ecdsa --outfile server.key &&
-        printf 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 30\n' >server.tmpl &&
-        certtool --generate-certificate --load-privkey server.key --load-ca-certificate ca.pem \
-            --load-ca-privkey ca.key --template server.tmpl --outfile server.pem
-) >/dev/null 2>&1
-ok $? "test certificates"
+proxy_certs
 
 # nginx: h2 over TLS. A POST body is kept in a file (client_body_in_file_only)
 # and its path answered by a plain listener behind proxy_pass.
@@ -201,29 +177,7 @@ ok $? "h2: and it changed while the body was sent"
 # The agent holds at most proxy_buflen for the client plus the h2 stream's
 # receive window (256 KiB, opened only as the proxy takes bytes); the constant
 # is the agent's own allocations (more under a sanitizer).
-SLACK=1024
-ldd "$SMDAGENT" | grep -q libasan && SLACK=8192
-RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-mkfifo "$W/fifo"
-"$SMDCTL" -s "$S" stream huge2 --states >"$W/fifo" 2>"$W/huge.err" &
-HUGE=$!
-PIDS+=($HUGE)
-exec 7<"$W/fifo"
-wait_for 30 grep -q "^CONNECTED " "$W/huge.err"
-# Stalled: the agent's memory grew by less than 256 KiB in a second (a
-# download that flows moves megabytes a second; a sanitizer's allocator
-# creeps by itself), waited for up to a minute on a loaded machine; then
-# sampled again two seconds later.
-RSS1=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-STALL_END=$((SECONDS + 60))
-while :; do
-    sleep 1
-    RSS2=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-    [ $((RSS2 - RSS1)) -lt 256 ] || [ $SECONDS -ge $STALL_END ] && break
-    RSS1=$RSS2
-done
-sleep 2
-RSS2=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
+stalled_download huge2
 kill -0 $HUGE 2>/dev/null
 ok $? "h2: the download is stalled while the client does not read"
 GROWTH=$(((RSS2 > RSS1 ? RSS2 : RSS1) - RSS0))

@@ -9,38 +9,18 @@
 # agent restarted under a connected client. h2, ws and mqtt: test-proxy-protocols.sh.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
+. "$(dirname "$0")/proxy-common.sh"
 : "${SMDAGENT:?}" "${SMDCTL:?}" "${STREAM_GET:?}" "${PROXY_CLIENT:?}"
 
 command -v nginx >/dev/null || skip_all "nginx is not installed"
 command -v certtool >/dev/null || skip_all "certtool (gnutls-bin) is not installed"
 [ "$(id -u)" = 0 ] || skip_all "needs root (setpriv to another user)"
 
-W=$(mktemp -d)
-chmod 755 "$W"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${AGENT:-}" ] && kill "$AGENT" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
-S=$W/ss.sock
+proxy_workdir
 BUFLEN=32768
 
 # Certificates: a CA and a server certificate for localhost.
-(
-    cd "$W" || exit 1
-    certtool --generate-privkey --key-type=ecdsa --outfile ca.key &&
-        printf 'cn = "Test CA"\nca\ncert_signing_key\nexpiration_days = 30\n' >ca.tmpl &&
-        certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem &&
-        certtool --generate-privkey --key-type=ecdsa --outfile server.key &&
-        printf 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 30\n' >server.tmpl &&
-        certtool --generate-certificate --load-privkey server.key --load-ca-certificate ca.pem \
-            --load-ca-privkey ca.key --template server.tmpl --outfile server.pem
-) >/dev/null 2>&1
-ok $? "test certificates"
+proxy_certs
 
 # nginx: the 1 MiB body, a 100 MiB sparse file, WebDAV PUT, a header echo.
 mkdir -p "$W/www/dav" "$W/tmp"
@@ -48,7 +28,7 @@ head -c 1048576 /dev/urandom >"$W/www/big"
 truncate -s 100M "$W/www/huge"
 head -c 1048576 /dev/urandom >"$W/upload"
 chmod -R a+rwX "$W/www"
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 cat >"$W/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -155,29 +135,7 @@ ok $? "and wrote the exact body"
 # Flow control: a client that stops reading during a 100 MiB download.
 # The constant: the agent's own allocations around one paused stream; a
 # sanitizer build adds its quarantine and shadow memory.
-SLACK=1024
-ldd "$SMDAGENT" | grep -q libasan && SLACK=8192
-RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-mkfifo "$W/fifo"
-"$SMDCTL" -s "$S" stream huge --states >"$W/fifo" 2>"$W/huge.err" &
-HUGE=$!
-PIDS+=($HUGE)
-exec 7<"$W/fifo"
-wait_for 30 grep -q "^CONNECTED " "$W/huge.err"
-# Stalled: the agent's memory grew by less than 256 KiB in a second (a
-# download that flows moves megabytes a second; a sanitizer's allocator
-# creeps by itself), waited for up to a minute on a loaded machine; then
-# sampled again two seconds later.
-RSS1=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-STALL_END=$((SECONDS + 60))
-while :; do
-    sleep 1
-    RSS2=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-    [ $((RSS2 - RSS1)) -lt 256 ] || [ $SECONDS -ge $STALL_END ] && break
-    RSS1=$RSS2
-done
-sleep 2
-RSS2=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
+stalled_download huge
 kill -0 $HUGE 2>/dev/null
 ok $? "the download is stalled while the client does not read"
 GROWTH=$(((RSS2 > RSS1 ? RSS2 : RSS1) - RSS0))
