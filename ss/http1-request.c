@@ -147,8 +147,44 @@ static int take_line(Http1Request *p, const uint8_t *data, size_t size, size_t *
         size_t i;
 
         for (i = 0; i < size; i++) {
-                uint8_t b = data[i];
+                uint8_t b;
 
+                if (!p->line_cr) {
+                        /*
+                         * The plain bytes before a CR or LF at once, as many as the
+                         * loop below would take one by one without an error (the byte
+                         * that stops the run is left to it).
+                         */
+                        size_t n = size - i, cut;
+                        const uint8_t *cr, *lf;
+
+                        if (p->state != STATE_CHUNK_SIZE && p->state != STATE_CHUNK_DATA_END) {
+                                cut = p->section_bytes < p->max_header_bytes
+                                          ? p->max_header_bytes - p->section_bytes
+                                          : 0;
+                                if (n > cut)
+                                        n = cut;
+                        }
+                        cut = HTTP1_REQUEST_MAX_LINE - p->line_len;
+                        if (n > cut)
+                                n = cut;
+                        cr = memchr(data + i, '\r', n);
+                        if (cr)
+                                n = (size_t) (cr - (data + i));
+                        lf = memchr(data + i, '\n', n);
+                        if (lf)
+                                n = (size_t) (lf - (data + i));
+                        if (n > 0) {
+                                p->seen_bytes = true;
+                                p->section_bytes += n;
+                                memcpy(p->line + p->line_len, data + i, n);
+                                p->line_len += n;
+                                i += n;
+                                if (i == size)
+                                        break;
+                        }
+                }
+                b = data[i];
                 p->seen_bytes = true;
                 if (++p->section_bytes > p->max_header_bytes && p->state != STATE_CHUNK_SIZE &&
                     p->state != STATE_CHUNK_DATA_END) {

@@ -97,6 +97,9 @@ struct SsServerConn {
         sd_event_source *timer;
         uint64_t deadline; /* of the timer (CLOCK_MONOTONIC), which may be set earlier */
         sd_event_source *defer;
+        bool defer_on;  /* defer is enabled (a run is scheduled) */
+        bool in_run;    /* conn_run() runs: a run asked for is scheduled when it returns */
+        bool run_asked; /* ... and one was */
         gnutls_session_t tls;
         ConnPhase phase;
         bool want_read, want_write;
@@ -361,9 +364,31 @@ static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
         (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * Another run from the loop. Inside conn_run() it is only noted and scheduled
+ * when the run returns, unless the run has ended by then with nothing left to do
+ * (the answer to a request sent from the state callback that delivered it): no
+ * defer source switched on and off again for every request.
+ */
 static void conn_schedule(SsServerConn *conn)
 {
-        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT);
+        if (conn->in_run) {
+                conn->run_asked = true;
+                return;
+        }
+        if (conn->defer_on || !conn->defer)
+                return;
+        conn->defer_on = sd_event_source_set_enabled(conn->defer, SD_EVENT_ONESHOT) >= 0;
+}
+
+/* No run is needed any more (one asked for would find nothing). */
+static void conn_unschedule(SsServerConn *conn)
+{
+        conn->run_asked = false;
+        if (!conn->defer_on)
+                return;
+        conn->defer_on = false;
+        (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
 }
 
 static int out_reserve(SsServerConn *conn, size_t size)
@@ -457,19 +482,23 @@ static void conn_fill_metadata(SsServerConn *conn, const char *name, size_t name
                         if (!m->header || !m->header[0] || header_name_len(m->header) != name_len ||
                             strncasecmp(m->header, name, name_len) != 0)
                                 continue;
-                } else if (strlen(m->name) != name_len || strncmp(m->name, name, name_len) != 0)
+                } else if (m->name[0] != name[0] || strncmp(m->name, name, name_len) != 0 ||
+                           m->name[name_len] != '\0')
                         continue;
                 if (ss_stream_set_metadata(conn->stream, m->name, value, value_len) >= 0)
                         conn->filled |= 1u << i;
         }
 }
 
+/* ss_stream_set_metadata(name, NULL) for every entry, without looking each name up. */
 static void conn_clear_metadata(SsServerConn *conn)
 {
-        const PolicyStreamtype *st = conn->stream->st;
+        SsStream *s = conn->stream;
 
-        for (size_t i = 0; i < st->n_metadata; i++)
-                (void) ss_stream_set_metadata(conn->stream, st->metadata[i].name, NULL, 0);
+        for (size_t i = 0; i < s->st->n_metadata; i++) {
+                s->metadata[i] = mfree(s->metadata[i]);
+                s->metadata_len[i] = 0;
+        }
 }
 
 static int conn_on_target(SsServerConn *conn, const char *method, const char *target)
@@ -715,7 +744,7 @@ static SsResult conn_pump(SsServerConn *conn)
                         if (conn->in || conn->read_pending)
                                 conn_schedule(conn);
                         else
-                                (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
+                                conn_unschedule(conn);
                         return SS_OK;
                 }
                 if (!conn->resp_started) {
@@ -762,6 +791,7 @@ static SsResult conn_upgrade(SsServerConn *conn)
         conn_set_epoll(conn, 0);
         conn->timer = sd_event_source_disable_unref(conn->timer);
         conn->defer = sd_event_source_disable_unref(conn->defer);
+        conn->defer_on = conn->run_asked = false;
         r = ws_server_conn_new(&conn->ws, conn->stream, conn->fd, conn->tls, &conn->ws_req,
                                conn->in + conn->in_off, conn->in_len - conn->in_off,
                                conn->server->idle_usec);
@@ -1009,7 +1039,7 @@ static SsResult conn_handshake(SsServerConn *conn)
         return conn_process(conn);
 }
 
-static SsResult conn_run(SsServerConn *conn, bool writable)
+static SsResult conn_run_phase(SsServerConn *conn, bool writable)
 {
         switch (conn->phase) {
         case CONN_HANDSHAKE:
@@ -1039,6 +1069,24 @@ static SsResult conn_run(SsServerConn *conn, bool writable)
                 return conn_process(conn);
         }
         return SS_OK;
+}
+
+/* A run of the connection (the loop's); the runs it asks for meanwhile are scheduled at its end. */
+static SsResult conn_run(SsServerConn *conn, bool writable)
+{
+        SsResult r;
+
+        if (conn->in_run) /* not from the loop: the outer run schedules */
+                return conn_run_phase(conn, writable);
+        conn->in_run = true;
+        conn->run_asked = false;
+        r = conn_run_phase(conn, writable);
+        conn->in_run = false;
+        if (conn->run_asked) {
+                conn->run_asked = false;
+                conn_schedule(conn);
+        }
+        return r;
 }
 
 static SsServer *server_free(SsServer *server);
@@ -1085,6 +1133,7 @@ static int on_conn_defer(sd_event_source *source, void *userdata)
         SsServerConn *conn = userdata;
 
         (void) source;
+        conn->defer_on = false; /* a oneshot source is off when it runs */
         conn_dispatch(conn, conn_run(conn, false));
         return 0;
 }

@@ -1286,7 +1286,9 @@ int ss_stream_set_metadata(SsStream *s, const char *name, const void *value, siz
                 return -EINVAL;
 
         for (size_t i = 0; i < s->st->n_metadata; i++) {
-                if (!streq(s->st->metadata[i].name, name))
+                const char *n = s->st->metadata[i].name;
+
+                if (n[0] != name[0] || !streq(n, name)) /* per request: no call per entry */
                         continue;
                 if (value) {
                         copy = malloc(len + 1);
