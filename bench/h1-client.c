@@ -8,146 +8,19 @@
  *
  *   h1-client --port P [--host H] [--path /x] [--ca FILE] [--count N] [--concurrency C]
  */
-#include <getopt.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "ss-bench.h"
 
-#include "stream.h"
-
-typedef struct Bench {
-        SsContext *ctx;
-        unsigned count, concurrency, started, finished, acked, active;
-        uint64_t bytes;
-} Bench;
-
-static SsResult on_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
-{
-        Bench *b = userdata;
-
-        b->bytes += len;
-        return SS_OK;
-}
-
-static void start_one(Bench *b);
-
-static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
-{
-        Bench *b = userdata;
-
-        switch (state) {
-        case SS_STATE_QOS_ACK_REMOTE:
-                b->acked++;
-                __attribute__((fallthrough));
-        case SS_STATE_QOS_NACK_REMOTE:
-        case SS_STATE_ALL_RETRIES_FAILED:
-                b->finished++;
-                b->active--;
-                if (b->started < b->count)
-                        start_one(b);
-                return SS_DESTROY_ME;
-        default:
-                return SS_OK;
-        }
-}
-
-static void start_one(Bench *b)
-{
-        static const SsStreamHandlers handlers = {.rx = on_rx, .state = on_state};
-        SsStream *s;
-
-        if (ss_stream_new(&s, b->ctx, "bench", &handlers, b) < 0) {
-                b->started++;
-                b->finished++;
-                return;
-        }
-        b->started++;
-        b->active++;
-        (void) ss_stream_client_connect(s);
-}
-
+/* The load generator is ss_bench_http_main(), shared with h2-client. */
 int main(int argc, char **argv)
 {
-        static const struct option options[] = {
-            {"host", required_argument, NULL, 'h'},
-            {"port", required_argument, NULL, 'p'},
-            {"path", required_argument, NULL, 'u'},
-            {"ca", required_argument, NULL, 'c'},
-            {"count", required_argument, NULL, 'n'},
-            {"concurrency", required_argument, NULL, 'j'},
-            {},
+        static const SsBenchHttp http = {
+            .name = "h1-client",
+            .protocol = "h1",
+            .host = "127.0.0.1",
+            .count = 100,
+            .concurrency = 1,
+            .need_ca = false,
         };
-        const char *host = "127.0.0.1", *path = "/", *ca = NULL;
-        unsigned port = 0;
-        Bench b = {.count = 100, .concurrency = 1};
-        PolicyErrors errors = {};
-        Policy *policy = policy_new();
-        sd_event *event = NULL;
-        char *json = NULL;
-        uint64_t t0, t1;
-        int c;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        host = optarg;
-                        break;
-                case 'p':
-                        port = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'u':
-                        path = optarg;
-                        break;
-                case 'c':
-                        ca = optarg;
-                        break;
-                case 'n':
-                        b.count = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                case 'j':
-                        b.concurrency = (unsigned) strtoul(optarg, NULL, 10);
-                        break;
-                default:
-                        return 2;
-                }
-        if (port == 0 || b.count == 0 || b.concurrency == 0) {
-                fprintf(stderr, "usage: h1-client --port P [--host H] [--path /x] [--ca FILE] "
-                                "[--count N] [--concurrency C]\n");
-                return 2;
-        }
-        if (asprintf(&json,
-                     "{\"release\":\"1\",\"product\":\"bench\",\"schema-version\":1,"
-                     "\"retry\":[{\"r\":{\"backoff\":[100],\"conceal\":3}}],%s%s%s"
-                     "\"s\":[{\"bench\":{\"endpoint\":\"%s\",\"port\":%u,\"protocol\":\"h1\","
-                     "\"http_url\":\"%s\",\"retry\":\"r\"%s}}]}",
-                     ca ? "\"certs\":[{\"ca\":\"file:" : "", ca ? ca : "",
-                     ca ? "\"}],\"trust_stores\":[{\"name\":\"ts\",\"stack\":[\"ca\"]}]," : "",
-                     host, port, path[0] == '/' ? path + 1 : path,
-                     ca ? ",\"tls\":true,\"tls_trust_store\":\"ts\"" : "") < 0)
-                return 1;
-        if (policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
-                for (size_t i = 0; i < errors.n_messages; i++)
-                        fprintf(stderr, "%s\n", errors.messages[i]);
-                return 1;
-        }
-        if (sd_event_new(&event) < 0 || ss_context_new(&b.ctx, event, policy) < 0)
-                return 1;
-
-        t0 = now_usec(CLOCK_MONOTONIC);
-        for (unsigned i = 0; i < b.concurrency && b.started < b.count; i++)
-                start_one(&b);
-        while (b.finished < b.count)
-                if (sd_event_run(event, UINT64_MAX) < 0)
-                        break;
-        t1 = now_usec(CLOCK_MONOTONIC);
-
-        printf("result requests=%u acked=%u bytes=%llu usec=%llu req_per_s=%.1f mb_per_s=%.2f\n",
-               b.count, b.acked, (unsigned long long) b.bytes, (unsigned long long) (t1 - t0),
-               b.count * 1e6 / (double) (t1 - t0), b.bytes / (double) (t1 - t0));
-        ss_context_free(b.ctx);
-        sd_event_unref(event);
-        policy_free(policy);
-        policy_errors_clear(&errors);
-        free(json);
-        return b.acked == b.count ? 0 : 1;
+        return ss_bench_http_main(argc, argv, &http);
 }

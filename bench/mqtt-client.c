@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
+#include "ss-bench.h"
 
 typedef struct Bench {
         SsStream *data, *marker;
@@ -113,8 +113,6 @@ int main(int argc, char **argv)
         const char *host = "127.0.0.1", *topic = "bench/mqtt";
         unsigned port = 0;
         Bench b = {.count = 10000, .size = 100};
-        PolicyErrors errors = {};
-        Policy *policy = policy_new();
         sd_event *event = NULL;
         SsContext *ctx = NULL;
         char *json = NULL;
@@ -165,13 +163,10 @@ int main(int argc, char **argv)
                      "\"mqtt_qos\":1,\"mqtt_clean_start\":true,\"retry\":\"r\"}}]}",
                      host, port, topic, b.qos, host, port, topic) < 0)
                 return 1;
-        if (policy_add_buffer(policy, "bench", json, strlen(json), &errors) < 0) {
-                for (size_t i = 0; i < errors.n_messages; i++)
-                        fprintf(stderr, "%s\n", errors.messages[i]);
+        if (ss_bench_start(json, &event, &ctx) < 0) {
+                ss_bench_stop(ctx, event);
                 return 1;
         }
-        if (sd_event_new(&event) < 0 || ss_context_new(&ctx, event, policy) < 0)
-                return 1;
 
         t0 = now_usec(CLOCK_MONOTONIC);
         if (ss_stream_new(&b.data, ctx, "data", &data_handlers, &b) < 0 ||
@@ -200,11 +195,7 @@ int main(int argc, char **argv)
                acked * 1e6 / (double) (t1 - t0), failed ? " failed=1" : "");
         ss_stream_free(b.data);
         ss_stream_free(b.marker);
-        ss_context_free(ctx);
-        sd_event_unref(event);
-        policy_free(policy);
-        policy_errors_clear(&errors);
-        free(json);
+        ss_bench_stop(ctx, event);
         free(b.payload);
         return failed ? 1 : 0;
 }
