@@ -298,33 +298,18 @@ static SsResult flood_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len,
 
 /* ---- clients ------------------------------------------------------------------------------ */
 
-/* Runs argv in a child while the loop serves; its exit status or -1. */
+static int exec_client(void *arg)
+{
+        char *const *argv = arg;
+
+        execv(argv[0], argv);
+        return 127;
+}
+
+/* Runs argv (stderr kept) in a child while the loop serves; its exit status or -1. */
 static int run_client(const char *const *argv, unsigned timeout_sec)
 {
-        uint64_t deadline = peers_now_usec() + timeout_sec * 1000000ULL;
-        pid_t pid;
-        int status;
-
-        fflush(stdout);
-        pid = fork();
-        if (pid < 0)
-                return -1;
-        if (pid == 0) {
-                execv(argv[0], (char *const *) argv);
-                _exit(127);
-        }
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-
-                if (r == pid)
-                        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-                if (peers_now_usec() > deadline) {
-                        (void) kill(pid, SIGKILL);
-                        (void) waitpid(pid, &status, 0);
-                        return -1;
-                }
-                (void) sd_event_run(event, 10000);
-        }
+        return ss_peers_run_child(exec_client, (void *) argv, timeout_sec);
 }
 
 static int client(const char *kase, uint16_t port, const char *ca)
