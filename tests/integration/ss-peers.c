@@ -153,3 +153,90 @@ int ss_peers_connect_port(uint16_t port)
         }
         return fd;
 }
+
+static SsPeersReq reqs[2048];
+
+SsPeersReq *ss_peers_req_get(SsStream *s)
+{
+        SsPeersReq *free_slot = NULL;
+
+        for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+                if (reqs[i].s == s)
+                        return &reqs[i];
+                if (!reqs[i].s && !free_slot)
+                        free_slot = &reqs[i];
+        }
+        if (free_slot)
+                *free_slot = (SsPeersReq){.s = s, .upload_ok = true};
+        return free_slot;
+}
+
+void ss_peers_req_forget(SsStream *s)
+{
+        SsPeersReq *c = ss_peers_req_get(s);
+
+        if (c)
+                c->s = NULL;
+}
+
+void ss_peers_respond(SsStream *s, SsPeersReq *c, unsigned status, const char *body, bool with_len)
+{
+        c->body = body;
+        c->left = strlen(body);
+        (void) ss_stream_server_ack(s, status);
+        (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
+        if (with_len)
+                (void) ss_stream_request_tx_len(s, c->left);
+        else
+                (void) ss_stream_request_tx(s);
+}
+
+SsResult ss_peers_app_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
+                         unsigned flags)
+{
+        SsPeersReq *c = ss_peers_req_get(s);
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        if ((flags & SS_FLAG_SOM) != (c->upload == 0 && len > 0 ? SS_FLAG_SOM : 0))
+                c->upload_ok = false;
+        for (size_t i = 0; i < len; i++)
+                if (buf[i] != peers_big_byte(c->upload + i))
+                        c->upload_ok = false;
+        c->upload += len;
+        if (flags & SS_FLAG_EOM) {
+                snprintf(c->reply, sizeof(c->reply), "got %llu %s\n",
+                         (unsigned long long) c->upload, c->upload_ok ? "exact" : "corrupt");
+                ss_peers_respond(s, c, 0, c->reply, true);
+        }
+        return SS_OK;
+}
+
+SsResult ss_peers_app_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
+{
+        SsPeersReq *c = ss_peers_req_get(s);
+        const char *path = NULL;
+
+        (void) userdata;
+        if (!c)
+                return SS_DISCONNECT_ME;
+        (void) ss_stream_server_get_request(s, NULL, &path);
+        if (path && strcmp(path, "/chunked") == 0) {
+                static const char *const pieces[] = {"one,", "two,", "three\n"};
+
+                *len = strlen(pieces[c->pieces]);
+                memcpy(buf, pieces[c->pieces], *len);
+                if (++c->pieces == sizeof(pieces) / sizeof(pieces[0]))
+                        *flags = SS_FLAG_EOM;
+                return SS_OK;
+        }
+        /* A few bytes at a time, to exercise several tx calls. */
+        *len = c->left < 5 ? c->left : 5;
+        memcpy(buf, c->body, *len);
+        c->body += *len;
+        c->left -= *len;
+        if (c->left == 0)
+                *flags = SS_FLAG_EOM;
+        return SS_OK;
+}

@@ -51,3 +51,34 @@ int ss_peers_curl(const char *const *args, char **ret_body, char **ret_head, uns
 bool ss_peers_has_header(const char *head, const char *line);
 /* A TCP connection to 127.0.0.1:port (blocking, close-on-exec); -1 on failure. */
 int ss_peers_connect_port(uint16_t port);
+
+/*
+ * The application part the server-streamtype tests share: a slot per request
+ * stream (the handlers are shared by all of them), a response of a fixed body
+ * sent a few bytes a tx call, /chunked sent as "one,", "two,", "three\n", and
+ * an upload checked against peers_big_byte() and answered at its end with
+ * "got N exact" (or "corrupt").
+ */
+typedef struct SsPeersReq {
+        SsStream *s;
+        const char *body; /* the response body left to send */
+        size_t left;
+        unsigned pieces; /* /chunked: pieces sent */
+        uint64_t upload;
+        bool upload_ok;
+        char reply[512];
+} SsPeersReq;
+
+/* The slot of request stream s; a new one (upload_ok set) if it has none; NULL when all are taken.
+ */
+SsPeersReq *ss_peers_req_get(SsStream *s);
+/* Frees the slot of s (in its DESTROYING). */
+void ss_peers_req_forget(SsStream *s);
+/* Acknowledges with status (0: 200), ct text/plain, and asks to send body, with its length or not.
+ */
+void ss_peers_respond(SsStream *s, SsPeersReq *c, unsigned status, const char *body, bool with_len);
+/* The rx handler: the upload check, the answer at EOM (with its length). */
+SsResult ss_peers_app_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len,
+                         unsigned flags);
+/* The tx handler: /chunked's three pieces, else the body 5 bytes at a time. */
+SsResult ss_peers_app_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags);

@@ -42,60 +42,19 @@ static PeerCerts certs;
 static uint16_t port_plain, port_tls;
 static unsigned txn_count;
 
-/* What the application keeps per request stream (the handlers are shared). */
-typedef struct Req {
-        SsStream *s;
-        const char *body; /* the response body left to send */
-        size_t left;
-        unsigned pieces; /* /chunked: pieces sent */
-        uint64_t upload;
-        bool upload_ok;
-        char reply[128];
-} Req;
-
-static Req reqs[2048];
 static SsStream *gathered[GATHER];
 static unsigned n_gathered;
 static int gather_connections = -1; /* connections of the server when all were open */
 
-static Req *req_get(SsStream *s)
-{
-        Req *free_slot = NULL;
-
-        for (size_t i = 0; i < ELEMENTSOF(reqs); i++) {
-                if (reqs[i].s == s)
-                        return &reqs[i];
-                if (!reqs[i].s && !free_slot)
-                        free_slot = &reqs[i];
-        }
-        if (free_slot)
-                *free_slot = (Req){.s = s, .upload_ok = true};
-        return free_slot;
-}
-
-static void respond(SsStream *s, Req *c, unsigned status, const char *body, bool with_len)
-{
-        c->body = body;
-        c->left = strlen(body);
-        (void) ss_stream_server_ack(s, status);
-        (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
-        if (with_len)
-                (void) ss_stream_request_tx_len(s, c->left);
-        else
-                (void) ss_stream_request_tx(s);
-}
-
 static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
 {
         const char *method, *path;
-        Req *c;
+        SsPeersReq *c;
 
         (void) userdata;
         (void) ack;
         if (state == SS_STATE_DESTROYING) {
-                c = req_get(s);
-                if (c)
-                        c->s = NULL;
+                ss_peers_req_forget(s);
                 for (unsigned i = 0; i < n_gathered; i++)
                         if (gathered[i] == s)
                                 gathered[i] = NULL;
@@ -104,14 +63,14 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
         if (state != SS_STATE_SERVER_TXN)
                 return SS_OK;
         txn_count++;
-        c = req_get(s);
+        c = ss_peers_req_get(s);
         if (!c || ss_stream_server_get_request(s, &method, &path) < 0)
                 return SS_DISCONNECT_ME;
         c->pieces = 0;
         c->upload = 0;
         c->upload_ok = true;
         if (strcmp(path, "/hello") == 0)
-                respond(s, c, 0, "hello world\n", true);
+                ss_peers_respond(s, c, 0, "hello world\n", true);
         else if (strcmp(path, "/chunked") == 0) {
                 (void) ss_stream_server_ack(s, 201);
                 (void) ss_stream_request_tx(s);
@@ -123,9 +82,9 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 (void) ss_stream_get_metadata(s, "method", &m, NULL);
                 snprintf(c->reply, sizeof(c->reply), "%s name=%s token=%s\n", m ? m : "-",
                          name ? name : "-", token ? token : "-");
-                respond(s, c, 0, c->reply, false);
+                ss_peers_respond(s, c, 0, c->reply, false);
         } else if (strcmp(path, "/teapot") == 0)
-                respond(s, c, 418, "short and stout\n", true);
+                ss_peers_respond(s, c, 418, "short and stout\n", true);
         else if (strcmp(path, "/abort") == 0)
                 return SS_DESTROY_ME; /* the request's stream goes: its h2 stream is reset */
         else if (strcmp(path, "/gather") == 0) {
@@ -136,63 +95,14 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                         gather_connections =
                             ss_stream_server_n_connections(ss_stream_server_get_parent(s));
                         for (unsigned i = 0; i < GATHER; i++) {
-                                Req *g = gathered[i] ? req_get(gathered[i]) : NULL;
+                                SsPeersReq *g = gathered[i] ? ss_peers_req_get(gathered[i]) : NULL;
 
                                 if (g)
-                                        respond(gathered[i], g, 0, "gathered\n", true);
+                                        ss_peers_respond(gathered[i], g, 0, "gathered\n", true);
                         }
                 }
         }
         /* /upload: answered at the rx with EOM; anything else: not at all (404). */
-        return SS_OK;
-}
-
-static SsResult on_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
-{
-        Req *c = req_get(s);
-
-        (void) userdata;
-        if (!c)
-                return SS_DISCONNECT_ME;
-        if ((flags & SS_FLAG_SOM) != (c->upload == 0 && len > 0 ? SS_FLAG_SOM : 0))
-                c->upload_ok = false;
-        for (size_t i = 0; i < len; i++)
-                if (buf[i] != peers_big_byte(c->upload + i))
-                        c->upload_ok = false;
-        c->upload += len;
-        if (flags & SS_FLAG_EOM) {
-                snprintf(c->reply, sizeof(c->reply), "got %llu %s\n",
-                         (unsigned long long) c->upload, c->upload_ok ? "exact" : "corrupt");
-                respond(s, c, 0, c->reply, true);
-        }
-        return SS_OK;
-}
-
-static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
-{
-        Req *c = req_get(s);
-        const char *path = NULL;
-
-        (void) userdata;
-        if (!c)
-                return SS_DISCONNECT_ME;
-        (void) ss_stream_server_get_request(s, NULL, &path);
-        if (path && strcmp(path, "/chunked") == 0) {
-                static const char *const pieces[] = {"one,", "two,", "three\n"};
-
-                *len = strlen(pieces[c->pieces]);
-                memcpy(buf, pieces[c->pieces], *len);
-                if (++c->pieces == ELEMENTSOF(pieces))
-                        *flags = SS_FLAG_EOM;
-                return SS_OK;
-        }
-        /* A few bytes at a time, to exercise several tx calls. */
-        *len = c->left < 5 ? c->left : 5;
-        memcpy(buf, c->body, *len);
-        c->body += *len;
-        c->left -= *len;
-        if (c->left == 0)
-                *flags = SS_FLAG_EOM;
         return SS_OK;
 }
 
@@ -761,7 +671,8 @@ static char *policy_json(void)
 
 int main(void)
 {
-        SsStreamHandlers handlers = {.rx = on_rx, .tx = on_tx, .state = on_state};
+        SsStreamHandlers handlers = {
+            .rx = ss_peers_app_rx, .tx = ss_peers_app_tx, .state = on_state};
         SsStream *plain = NULL, *tls = NULL;
         char base[128];
 

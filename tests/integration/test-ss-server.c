@@ -43,51 +43,10 @@ static SsStream *free_on_connect; /* a server stream its first connection destro
 static uint16_t port_free;
 static char *missing_key, *big_cert;
 
-/* What the application keeps per connection stream (the handlers are shared). */
-typedef struct Conn {
-        SsStream *s;
-        const char *body; /* the response body left to send */
-        size_t left;
-        unsigned pieces; /* /chunked: pieces sent */
-        uint64_t upload;
-        bool upload_ok, upload_eom;
-} Conn;
-
-static Conn conns[2048];
-
-static Conn *conn_get(SsStream *s)
-{
-        Conn *free_slot = NULL;
-
-        for (size_t i = 0; i < ELEMENTSOF(conns); i++) {
-                if (conns[i].s == s)
-                        return &conns[i];
-                if (!conns[i].s && !free_slot)
-                        free_slot = &conns[i];
-        }
-        if (free_slot)
-                *free_slot = (Conn){.s = s, .upload_ok = true};
-        return free_slot;
-}
-
-static char reply[512];
-
-static void respond(SsStream *s, Conn *c, unsigned status, const char *body, bool chunked)
-{
-        c->body = body;
-        c->left = strlen(body);
-        (void) ss_stream_server_ack(s, status);
-        (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
-        if (chunked)
-                (void) ss_stream_request_tx(s);
-        else
-                (void) ss_stream_request_tx_len(s, c->left);
-}
-
 static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
 {
         const char *method, *path, *v;
-        Conn *c;
+        SsPeersReq *c;
 
         (void) userdata;
         (void) ack;
@@ -98,22 +57,19 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 return SS_OK;
         }
         if (state == SS_STATE_DESTROYING) {
-                c = conn_get(s);
-                if (c)
-                        c->s = NULL;
+                ss_peers_req_forget(s);
                 return SS_OK;
         }
         if (state != SS_STATE_SERVER_TXN)
                 return SS_OK;
-        c = conn_get(s);
+        c = ss_peers_req_get(s);
         if (!c || ss_stream_server_get_request(s, &method, &path) < 0)
                 return SS_DISCONNECT_ME;
         c->pieces = 0;
         c->upload = 0;
         c->upload_ok = true;
-        c->upload_eom = false;
         if (strcmp(path, "/hello") == 0)
-                respond(s, c, 0, "hello world\n", false);
+                ss_peers_respond(s, c, 0, "hello world\n", true);
         else if (strcmp(path, "/chunked") == 0) {
                 c->body = "";
                 c->left = 0;
@@ -125,64 +81,14 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 (void) ss_stream_get_metadata(s, "name", &name, NULL);
                 (void) ss_stream_get_metadata(s, "token", &token, NULL);
                 (void) ss_stream_get_metadata(s, "method", &m, NULL);
-                snprintf(reply, sizeof(reply), "%s name=%s token=%s\n", m ? m : "-",
+                snprintf(c->reply, sizeof(c->reply), "%s name=%s token=%s\n", m ? m : "-",
                          name ? name : "-", token ? token : "-");
-                respond(s, c, 0, reply, true);
+                ss_peers_respond(s, c, 0, c->reply, false);
         } else if (strcmp(path, "/upload") == 0) {
                 /* answered at the rx with EOM */
         } else if (strcmp(path, "/teapot") == 0)
-                respond(s, c, 418, "short and stout\n", false);
+                ss_peers_respond(s, c, 418, "short and stout\n", true);
         (void) v;
-        return SS_OK;
-}
-
-static SsResult on_rx(SsStream *s, void *userdata, const uint8_t *buf, size_t len, unsigned flags)
-{
-        Conn *c = conn_get(s);
-
-        (void) userdata;
-        if (!c)
-                return SS_DISCONNECT_ME;
-        if ((flags & SS_FLAG_SOM) != (c->upload == 0 && len > 0 ? SS_FLAG_SOM : 0))
-                c->upload_ok = false;
-        for (size_t i = 0; i < len; i++)
-                if (buf[i] != peers_big_byte(c->upload + i))
-                        c->upload_ok = false;
-        c->upload += len;
-        if (flags & SS_FLAG_EOM) {
-                c->upload_eom = true;
-                snprintf(reply, sizeof(reply), "got %llu %s\n", (unsigned long long) c->upload,
-                         c->upload_ok ? "exact" : "corrupt");
-                respond(s, c, 0, reply, false);
-        }
-        return SS_OK;
-}
-
-static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, unsigned *flags)
-{
-        Conn *c = conn_get(s);
-        const char *path = NULL;
-
-        (void) userdata;
-        if (!c)
-                return SS_DISCONNECT_ME;
-        (void) ss_stream_server_get_request(s, NULL, &path);
-        if (path && strcmp(path, "/chunked") == 0) {
-                static const char *const pieces[] = {"one,", "two,", "three\n"};
-
-                *len = strlen(pieces[c->pieces]);
-                memcpy(buf, pieces[c->pieces], *len);
-                if (++c->pieces == ELEMENTSOF(pieces))
-                        *flags = SS_FLAG_EOM;
-                return SS_OK;
-        }
-        /* A few bytes at a time, to exercise several tx calls. */
-        *len = c->left < 5 ? c->left : 5;
-        memcpy(buf, c->body, *len);
-        c->body += *len;
-        c->left -= *len;
-        if (c->left == 0)
-                *flags = SS_FLAG_EOM;
         return SS_OK;
 }
 
@@ -606,7 +512,8 @@ static char *policy_json(void)
 
 int main(void)
 {
-        SsStreamHandlers handlers = {.rx = on_rx, .tx = on_tx, .state = on_state};
+        SsStreamHandlers handlers = {
+            .rx = ss_peers_app_rx, .tx = ss_peers_app_tx, .state = on_state};
         SsStream *plain = NULL, *tls = NULL, *unixs = NULL;
         char base[128];
         static const char *const none[] = {NULL};
