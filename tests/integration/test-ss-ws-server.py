@@ -52,6 +52,8 @@ import time
 
 import websockets
 
+from ws_frame import frame
+
 PROTO = "echo.v1"
 
 
@@ -210,23 +212,6 @@ def raw_handshake(port, extra=None, version="13", protocol=PROTO,
     return s, answer
 
 
-def frame(opcode, payload, mask=True, length=None):
-    n = len(payload) if length is None else length
-    head = bytes([0x80 | opcode])
-    bit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([bit | n])
-    elif n < 65536:
-        head += bytes([bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([bit | 127]) + n.to_bytes(8, "big")
-    if mask:
-        key = os.urandom(4)
-        head += key
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return head + payload
-
-
 def read_close(s):
     """The CLOSE frame's code from the server, then EOF; None when none came."""
     data = b""
@@ -254,11 +239,11 @@ async def case_bad(port, ca, how, want):
     if how == "unmasked":
         s.sendall(frame(1, b"plain", mask=False))
     elif how == "badutf8":
-        s.sendall(frame(1, b"ok \xc3\x28 not utf-8"))
+        s.sendall(frame(1, b"ok \xc3\x28 not utf-8", mask=True))
     elif how == "toobig":
-        s.sendall(frame(2, b"", length=17 << 20))
+        s.sendall(frame(2, b"", mask=True, length=17 << 20))
     elif how == "badopcode":
-        s.sendall(frame(3, b"x"))
+        s.sendall(frame(3, b"x", mask=True))
     code = await asyncio.get_running_loop().run_in_executor(None, read_close, s)
     s.close()
     if code != want:

@@ -25,6 +25,8 @@ import sys
 
 import websockets
 
+from ws_frame import frame
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -47,23 +49,6 @@ async def fragments(ws, path=None):
 
 async def close(ws, path=None):
     await ws.close(4001, "bye")
-
-
-def frame(opcode, payload, fin=True, mask=False):
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    bit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([bit | n])
-    elif n < 65536:
-        head += bytes([bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([bit | 127]) + n.to_bytes(8, "big")
-    if mask:
-        key = b"\x11\x22\x33\x44"
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        head += key
-    return head + payload
 
 
 async def read_frame(reader):
