@@ -509,7 +509,7 @@ void nginx_start(Nginx *n, const NginxListener *listeners, size_t n_listeners)
         }
 
         /* Ready when every TCP listener accepts; gone when nginx exited (a busy port). */
-        for (unsigned i = 0; i < 500; i++) {
+        for (unsigned i = 0; i < 3000; i++) {
                 bool ready = true;
                 int status;
 
@@ -533,7 +533,7 @@ void nginx_start(Nginx *n, const NginxListener *listeners, size_t n_listeners)
                 (void) nanosleep(&ts, NULL);
         }
         free(log);
-        ok(false, "nginx ready within 5 s");
+        ok(false, "nginx ready within 30 s");
         exit(tap_done());
 }
 

@@ -152,7 +152,7 @@ static void test_socket_activation(void)
                 goto out;
         snprintf(a.socket_path, sizeof(a.socket_path), "%s", sock);
         /* Wait for the activator to listen, then check that nothing started yet. */
-        for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++)
+        for (int i = 0; i < 3000 && access(sock, F_OK) < 0; i++)
                 harness_sleep_ms(10);
         ok(access(sock, F_OK) == 0, "the activator listens on the socket");
         r = agent_wait_ready(&a, 300);

@@ -180,7 +180,7 @@ static bool start_dbus(Proc *dbus, const char *socket_name)
                 dbus, (const char *const[]){"dbus-daemon", "--nofork", "--config-file", conf, NULL},
                 &(ProcOptions){.stdout_path = log, .stderr_path = log}) < 0)
                 return false;
-        for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++)
+        for (int i = 0; i < 3000 && access(sock, F_OK) < 0; i++)
                 harness_sleep_ms(10);
         return access(sock, F_OK) == 0;
 }

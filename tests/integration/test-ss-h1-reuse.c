@@ -104,7 +104,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
                 _exit(127);
         }
         atexit(nginx_kill);
-        for (int i = 0; i < 300 && !port_answers(p->plain); i++) {
+        for (int i = 0; i < 3000 && !port_answers(p->plain); i++) {
                 if (waitpid(nginx_pid, NULL, WNOHANG) != 0) {
                         nginx_pid = -1;
                         break;

@@ -129,7 +129,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
                 _exit(127);
         }
         atexit(nginx_kill);
-        for (int i = 0; i < 300; i++) {
+        for (int i = 0; i < 3000; i++) {
                 if (port_answers(p->plain))
                         break;
                 if (waitpid(nginx_pid, NULL, WNOHANG) != 0) {

@@ -201,7 +201,7 @@ static bool sub_start(Sub *sub, const char *topic, unsigned count, const char *q
                               topic,           "-q", qos,         "-C", n,    "-W", "5", NULL};
         before = log_count(words);
         sub->pid = spawn(argv, sub->out);
-        for (int i = 0; i < 300; i++) {
+        for (int i = 0; i < 3000; i++) {
                 if (log_count(words) > before)
                         return true;
                 run_for(10);
