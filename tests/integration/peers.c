@@ -447,6 +447,8 @@ static bool big_file_make(const char *dir)
         return fclose(f) == 0;
 }
 
+static void nginx_launch(Nginx *n, char *conf, const NginxListener *listeners, size_t n_listeners);
+
 void nginx_start(Nginx *n, const NginxListener *listeners, size_t n_listeners)
 {
         char *www = peers_path("www"), *conf = peers_path("nginx.conf");
@@ -498,11 +500,28 @@ void nginx_start(Nginx *n, const NginxListener *listeners, size_t n_listeners)
         if (fclose(f) != 0)
                 tap_skip_all("cannot write nginx.conf");
 
+        free(www);
+        nginx_launch(n, conf, listeners, n_listeners);
+}
+
+void nginx_start_conf(Nginx *n, char *conf, uint16_t ready_port)
+{
+        NginxListener l = {.port = ready_port};
+
+        *n = (Nginx){.pid = -1};
+        if (!peers_have("nginx"))
+                tap_skip_all("nginx is not installed");
+        nginx_launch(n, conf, &l, 1);
+}
+
+/* Starts nginx on conf (taken over) and waits until every listener accepts; else exits. */
+static void nginx_launch(Nginx *n, char *conf, const NginxListener *listeners, size_t n_listeners)
+{
         char *log = peers_path("error.log");
-        const char *argv[] = {"nginx", "-p", d, "-c", conf, "-e", log, NULL};
+        const char *argv[] = {"nginx", "-p", work_dir, "-c", conf, "-e", log, NULL};
+
         n->pid = spawn(argv, true);
         n->conf = conf;
-        free(www);
         if (n->pid < 0) {
                 ok(false, "nginx starts");
                 exit(tap_done());

@@ -94,6 +94,12 @@ typedef struct Nginx {
 
 /* Write a config, start nginx in the foreground, wait until every listener accepts. */
 void nginx_start(Nginx *n, const NginxListener *listeners, size_t n_listeners);
+/*
+ * nginx on a config of the test's own (conf: allocated, taken over), ready when
+ * 127.0.0.1:ready_port accepts; a failure to start or to get ready within 30 s
+ * ends the test program with a failed check.
+ */
+void nginx_start_conf(Nginx *n, char *conf, uint16_t ready_port);
 void nginx_stop(Nginx *n);
 
 /*

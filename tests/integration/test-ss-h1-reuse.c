@@ -26,7 +26,7 @@
 
 static sd_event *event;
 static SsContext *ctx;
-static pid_t nginx_pid = -1;
+static Nginx nginx = {.pid = -1};
 static char *access_log;
 
 /* ---- nginx, logging the connection of every request ------------------------------------ */
@@ -34,24 +34,6 @@ static char *access_log;
 typedef struct Ports {
         uint16_t tls, plain, ten_requests, short_idle;
 } Ports;
-
-static void nginx_kill(void)
-{
-        if (nginx_pid > 0) {
-                (void) kill(nginx_pid, SIGTERM);
-                (void) waitpid(nginx_pid, NULL, 0);
-                nginx_pid = -1;
-        }
-}
-
-static bool port_answers(uint16_t port)
-{
-        char url[64];
-
-        snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned) port);
-        const char *argv[] = {"curl", "-s", "-o", "/dev/null", "--max-time", "1", url, NULL};
-        return peers_run(argv) == 0;
-}
 
 static void nginx_run(const Ports *p, const PeerCerts *c)
 {
@@ -93,29 +75,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
             (unsigned) p->plain, (unsigned) p->ten_requests, (unsigned) p->short_idle);
         (void) fclose(f);
 
-        (void) fflush(stdout);
-        nginx_pid = fork();
-        if (nginx_pid == 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-                (void) dup2(null, STDOUT_FILENO);
-                (void) dup2(null, STDERR_FILENO);
-                execlp("nginx", "nginx", "-p", d, "-c", conf, "-e", "/dev/null", (char *) NULL);
-                _exit(127);
-        }
-        atexit(nginx_kill);
-        for (int i = 0; i < 3000 && !port_answers(p->plain); i++) {
-                if (waitpid(nginx_pid, NULL, WNOHANG) != 0) {
-                        nginx_pid = -1;
-                        break;
-                }
-                usleep(10000);
-        }
-        if (nginx_pid < 0 || !port_answers(p->plain)) {
-                ok(false, "nginx starts");
-                exit(peers_done());
-        }
-        free(conf);
+        nginx_start_conf(&nginx, conf, p->plain);
         free(www);
         free(big);
 }
@@ -498,7 +458,7 @@ int main(void)
         is_int(ss_context_n_idle_connections(ctx), 0, "nothing idle at the end");
         is_int(peers_count_fds(), fds, "no fd left open");
         ss_peers_stop(&ctx, &event);
-        nginx_kill();
+        nginx_stop(&nginx);
         peer_certs_free(&certs);
         free(access_log);
         return peers_done();

@@ -25,28 +25,10 @@
 
 static sd_event *event;
 static SsContext *ctx;
-static pid_t nginx_pid = -1;
+static Nginx nginx = {.pid = -1};
 static char *www;
 
 /* ---- nginx with this test's locations -------------------------------------------------- */
-
-static void nginx_kill(void)
-{
-        if (nginx_pid > 0) {
-                (void) kill(nginx_pid, SIGTERM);
-                (void) waitpid(nginx_pid, NULL, 0);
-                nginx_pid = -1;
-        }
-}
-
-static bool port_answers(uint16_t port)
-{
-        char url[64];
-
-        snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", (unsigned) port);
-        const char *argv[] = {"curl", "-s", "-o", "/dev/null", "--max-time", "1", url, NULL};
-        return peers_run(argv) == 0;
-}
 
 static void write_big(const char *path)
 {
@@ -118,31 +100,7 @@ static void nginx_run(const Ports *p, const PeerCerts *c)
         fprintf(f, "}\n");
         (void) fclose(f);
 
-        (void) fflush(stdout);
-        nginx_pid = fork();
-        if (nginx_pid == 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-                (void) dup2(null, STDOUT_FILENO);
-                (void) dup2(null, STDERR_FILENO);
-                execlp("nginx", "nginx", "-p", d, "-c", conf, "-e", "/dev/null", (char *) NULL);
-                _exit(127);
-        }
-        atexit(nginx_kill);
-        for (int i = 0; i < 3000; i++) {
-                if (port_answers(p->plain))
-                        break;
-                if (waitpid(nginx_pid, NULL, WNOHANG) != 0) {
-                        nginx_pid = -1;
-                        break;
-                }
-                usleep(10000);
-        }
-        if (nginx_pid < 0 || !port_answers(p->plain)) {
-                ok(false, "nginx starts");
-                exit(peers_done());
-        }
-        free(conf);
+        nginx_start_conf(&nginx, conf, p->plain);
         free(big);
         free(up);
 }
@@ -679,7 +637,7 @@ int main(void)
 
         ss_peers_stop(&ctx, &event);
         close(silent_fd);
-        nginx_kill();
+        nginx_stop(&nginx);
         peer_certs_free(&certs);
         free(www);
         return peers_done();
