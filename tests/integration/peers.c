@@ -418,19 +418,29 @@ void peer_certs_free(PeerCerts *c)
         }
 }
 
-static bool port_accepts(uint16_t port)
+int peers_connect_port(uint16_t port)
 {
         struct sockaddr_in a = {.sin_family = AF_INET,
                                 .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok;
+
+        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
+                if (fd >= 0)
+                        (void) close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+bool peers_port_accepts(uint16_t port)
+{
+        int fd = peers_connect_port(port);
 
         if (fd < 0)
                 return false;
-        ok = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
         (void) close(fd);
-        return ok;
+        return true;
 }
 
 static bool big_file_make(const char *dir)
@@ -541,7 +551,7 @@ static void nginx_launch(Nginx *n, char *conf, const NginxListener *listeners, s
                 }
                 for (size_t j = 0; j < n_listeners && ready; j++)
                         if (!listeners[j].unix_path)
-                                ready = port_accepts(listeners[j].port);
+                                ready = peers_port_accepts(listeners[j].port);
                         else
                                 ready = access(listeners[j].unix_path, F_OK) == 0;
                 if (ready) {

@@ -78,6 +78,11 @@ void peer_certs_free(PeerCerts *c);
 /* Read a whole file (certificates for TlsContext); NULL on failure. */
 char *peers_read_file(const char *path, size_t *ret_size);
 
+/* A TCP connection to 127.0.0.1:port: its fd, or -1. */
+int peers_connect_port(uint16_t port);
+/* 127.0.0.1:port accepts a connection (closed at once). */
+bool peers_port_accepts(uint16_t port);
+
 /* nginx */
 typedef struct NginxListener {
         uint16_t port;         /* on 127.0.0.1 (and [::1] too with ipv6) */

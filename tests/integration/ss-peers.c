@@ -140,20 +140,6 @@ bool ss_peers_has_header(const char *head, const char *line)
         return head && strcasestr(head, line) != NULL;
 }
 
-int ss_peers_connect_port(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        return fd;
-}
-
 static SsPeersReq reqs[2048];
 
 SsPeersReq *ss_peers_req_get(SsStream *s)

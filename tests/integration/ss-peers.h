@@ -49,8 +49,6 @@ int ss_peers_exec_argv(void *arg);
 int ss_peers_curl(const char *const *args, char **ret_body, char **ret_head, unsigned *ret_code);
 /* Whether the header block head has line (case-insensitive, anywhere). */
 bool ss_peers_has_header(const char *head, const char *line);
-/* A TCP connection to 127.0.0.1:port (blocking, close-on-exec); -1 on failure. */
-int ss_peers_connect_port(uint16_t port);
 
 /*
  * The application part the server-streamtype tests share: a slot per request

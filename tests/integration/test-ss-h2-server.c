@@ -139,7 +139,7 @@ static int raw_h2_client(void *arg)
         uint8_t start[H2_PREFACE_LEN + 9], in[65536];
         size_t sent = 0, have = 0;
         uint64_t t0 = peers_now_usec(), deadline = t0 + 25000000ULL;
-        int fd = ss_peers_connect_port(port_plain), out;
+        int fd = peers_connect_port(port_plain), out;
         nghttp2_hd_inflater *inflater = NULL;
 
         if (fd < 0)

@@ -40,21 +40,6 @@ static PeerCerts certs;
 
 /* ---- processes ------------------------------------------------------------------------- */
 
-static bool port_accepts(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons(port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool accepted;
-
-        if (fd < 0)
-                return false;
-        accepted = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
-        (void) close(fd);
-        return accepted;
-}
-
 /* Runs argv in its own process group, stdout and stderr appended to path. */
 static pid_t spawn(const char *const *argv, const char *path)
 {
@@ -105,7 +90,8 @@ static bool broker_start(void)
 
         broker_pid = spawn(argv, broker_log);
         for (int i = 0; i < 500; i++) {
-                if (port_accepts(port_plain) && port_accepts(port_tls) && port_accepts(port_auth))
+                if (peers_port_accepts(port_plain) && peers_port_accepts(port_tls) &&
+                    peers_port_accepts(port_auth))
                         return true;
                 if (waitpid(broker_pid, NULL, WNOHANG) != 0) {
                         broker_pid = 0;

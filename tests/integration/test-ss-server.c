@@ -110,7 +110,7 @@ static int raw_client(void *arg)
         char buf[4096];
         size_t got = 0, sent = 0;
         uint64_t start = peers_now_usec();
-        int fd = ss_peers_connect_port(port_plain), out;
+        int fd = peers_connect_port(port_plain), out;
 
         if (fd < 0)
                 return 2;
@@ -579,7 +579,7 @@ int main(void)
 
                 is_int(ss_stream_new(&free_on_connect, ctx, "srvfree", &handlers, NULL), 0,
                        "another server listens");
-                fd = ss_peers_connect_port(port_free);
+                fd = peers_connect_port(port_free);
                 ok(fd >= 0, "connected to it");
                 for (unsigned i = 0; i < 500 && free_on_connect; i++)
                         (void) sd_event_run(event, 10000);
@@ -587,7 +587,7 @@ int main(void)
                 is_int(ss_context_n_streams(ctx), before, "with the connection stream");
                 if (fd >= 0)
                         close(fd);
-                fd = ss_peers_connect_port(port_free);
+                fd = peers_connect_port(port_free);
                 ok(fd < 0, "and it listens no more");
                 if (fd >= 0)
                         close(fd);
@@ -606,7 +606,7 @@ int main(void)
         tls = ss_stream_free(tls);
         unixs = ss_stream_free(unixs);
         {
-                int fd = ss_peers_connect_port(port_plain);
+                int fd = peers_connect_port(port_plain);
 
                 ok(fd < 0, "destroying the server stream stops listening");
                 if (fd >= 0)

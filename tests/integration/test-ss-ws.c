@@ -53,21 +53,6 @@ static void servers_kill(void)
                 server_kill(&servers[i]);
 }
 
-static bool port_accepts(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons(port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool accepted;
-
-        if (fd < 0)
-                return false;
-        accepted = connect(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
-        (void) close(fd);
-        return accepted;
-}
-
 /* Starts ws-server.py with the specs ("mode:port"), waits for the listeners of ports. */
 static bool server_start(Server *srv, const char *log_name, const char *const *args,
                          const uint16_t *ports, size_t n_ports)
@@ -99,7 +84,7 @@ static bool server_start(Server *srv, const char *log_name, const char *const *a
                 bool all = true;
 
                 for (size_t k = 0; k < n_ports && all; k++)
-                        all = port_accepts(ports[k]);
+                        all = peers_port_accepts(ports[k]);
                 if (all)
                         return true;
                 if (waitpid(srv->pid, NULL, WNOHANG) != 0) {
