@@ -9,11 +9,8 @@
  * start and every state, so a response header reaches the client before the
  * body and before QOS_ACK_REMOTE.
  *
- * Work that must not run inside an engine callback (asking for the next tx
- * after a message ended: the protocols clear their tx request when the
- * callback returns with EOM) and the send credit check after the onward
- * stream wrote (h2 spends its window only once the callback returned) run
- * from one zero-delay timer, the kick.
+ * The send credit check after the onward stream wrote (h2 spends its window
+ * only once the tx callback returned) runs from a zero-delay timer, the kick.
  *
  * A ws message lives on one connection: when the connection drops in the
  * middle of a client message, the rest of that message is dropped (also what
@@ -52,9 +49,8 @@ struct ProxyStream {
         bool freeing;
 
         Timer kick;
-        bool kick_request_tx; /* the kick asks the onward stream for tx */
-        bool credit_known;    /* the client was told a credit since the last connection */
-        int64_t credit;       /* what the client was told */
+        bool credit_known; /* the client was told a credit since the last connection */
+        int64_t credit;    /* what the client was told */
 
         bool rx_paused;
         bool rx_in_message; /* SOM sent to the client, EOM not yet */
@@ -169,10 +165,6 @@ static void on_kick(Timer *timer, void *userdata)
 
         if (!p->stream)
                 return;
-        if (p->kick_request_tx) {
-                p->kick_request_tx = false;
-                (void) ss_stream_request_tx(p->stream);
-        }
         sync_credit(p);
         proxy_wake(p);
 }
@@ -285,13 +277,10 @@ static SsResult on_tx(SsStream *s, void *userdata, uint8_t *buf, size_t *len, un
         if (p->tx_off == p->tx_len)
                 p->tx_off = p->tx_len = 0;
         tx_input_check(p);
-        /*
-         * The next message waits for a request_tx: the engine stops pulling
-         * after EOM, and forgets a request made from inside this callback.
-         */
+        /* The engine stops pulling after EOM: ask for the next message now. */
         if (eom && (tx_available(p) > 0 || p->n_tx_marks > 0) && !p->tx_requested) {
                 p->tx_requested = true;
-                p->kick_request_tx = true;
+                (void) ss_stream_request_tx(s);
         }
         kick(p); /* the credit changes once the protocol has written what we gave */
         return SS_OK;
