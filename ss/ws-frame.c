@@ -684,7 +684,7 @@ static int handshake_fail(WsHandshake *h, const char *why)
         return -EBADMSG;
 }
 
-static void trim(const char **s, size_t *len)
+void ws_header_trim(const char **s, size_t *len)
 {
         while (*len && (**s == ' ' || **s == '\t')) {
                 (*s)++;
@@ -694,28 +694,38 @@ static void trim(const char **s, size_t *len)
                 (*len)--;
 }
 
-static bool name_is(const char *name, size_t name_len, const char *want)
+bool ws_header_name_is(const char *name, size_t name_len, const char *want)
 {
         return strlen(want) == name_len && strncasecmp(name, want, name_len) == 0;
 }
 
-/* A comma-separated list holds token (case-insensitive). */
-static bool list_has(const char *value, size_t len, const char *token)
+bool ws_header_list_next(const char **value, size_t *len, const char **ret_item, size_t *ret_len)
 {
-        const char *end = value + len;
+        while (*len > 0) {
+                const char *comma = memchr(*value, ',', *len);
+                const char *item = *value;
+                size_t item_len = comma ? (size_t) (comma - *value) : *len;
 
-        while (value < end) {
-                const char *comma = memchr(value, ',', (size_t) (end - value));
-                const char *item = value;
-                size_t item_len = (size_t) ((comma ? comma : end) - value);
-
-                trim(&item, &item_len);
-                if (name_is(item, item_len, token))
+                *value += comma ? item_len + 1 : item_len;
+                *len -= comma ? item_len + 1 : item_len;
+                ws_header_trim(&item, &item_len);
+                if (item_len > 0) {
+                        *ret_item = item;
+                        *ret_len = item_len;
                         return true;
-                if (!comma)
-                        break;
-                value = comma + 1;
+                }
         }
+        return false;
+}
+
+bool ws_header_list_has(const char *value, size_t len, const char *token)
+{
+        const char *item;
+        size_t item_len;
+
+        while (ws_header_list_next(&value, &len, &item, &item_len))
+                if (ws_header_name_is(item, item_len, token))
+                        return true;
         return false;
 }
 
@@ -727,24 +737,24 @@ int ws_handshake_response_header(WsHandshake *h, const char *name, size_t name_l
         assert(value || value_len == 0);
         if (h->error)
                 return -EBADMSG;
-        trim(&value, &value_len);
-        if (name_is(name, name_len, "upgrade")) {
-                if (!name_is(value, value_len, "websocket"))
+        ws_header_trim(&value, &value_len);
+        if (ws_header_name_is(name, name_len, "upgrade")) {
+                if (!ws_header_name_is(value, value_len, "websocket"))
                         return handshake_fail(h, "Upgrade is not websocket");
                 h->upgrade = true;
-        } else if (name_is(name, name_len, "connection")) {
-                if (list_has(value, value_len, "upgrade"))
+        } else if (ws_header_name_is(name, name_len, "connection")) {
+                if (ws_header_list_has(value, value_len, "upgrade"))
                         h->connection = true;
-        } else if (name_is(name, name_len, "sec-websocket-accept")) {
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-accept")) {
                 if (h->accept_seen)
                         return handshake_fail(h, "Sec-WebSocket-Accept repeated");
                 if (value_len != WS_ACCEPT_LENGTH || memcmp(value, h->accept, value_len) != 0)
                         return handshake_fail(h, "Sec-WebSocket-Accept does not match the key");
                 h->accept_seen = true;
-        } else if (name_is(name, name_len, "sec-websocket-extensions")) {
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-extensions")) {
                 if (value_len > 0)
                         return handshake_fail(h, "server chose an extension we did not offer");
-        } else if (name_is(name, name_len, "sec-websocket-protocol")) {
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-protocol")) {
                 if (h->protocol_index >= 0)
                         return handshake_fail(h, "Sec-WebSocket-Protocol repeated");
                 for (int i = 0; h->protocols[i]; i++)

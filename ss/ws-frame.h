@@ -215,6 +215,20 @@ int ws_writer_close(WsWriter *w, uint8_t *buf, size_t buf_size, unsigned code, c
 /* XORs data with key, data being the payload from byte offset on. */
 void ws_mask(uint8_t *data, size_t size, const uint8_t key[4], uint64_t offset);
 
+/* ---- Header values of the opening handshake (both sides) ---- */
+
+/* Strips spaces and tabs from both ends of the value [*s, *s + *len). */
+void ws_header_trim(const char **s, size_t *len);
+/* The header name (or token) equals want, case-insensitively. */
+bool ws_header_name_is(const char *name, size_t name_len, const char *want);
+/*
+ * The next item of a comma-separated list starting at *value (of *len bytes
+ * left), trimmed; false when there is none. Empty items are skipped.
+ */
+bool ws_header_list_next(const char **value, size_t *len, const char **ret_item, size_t *ret_len);
+/* A comma-separated list holds token (case-insensitive). */
+bool ws_header_list_has(const char *value, size_t len, const char *token);
+
 /* ---- Opening handshake (client side, RFC 6455 4.1) ---- */
 
 /*

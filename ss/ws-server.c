@@ -112,55 +112,6 @@ bool ws_server_is_enabled(const PolicyStreamtype *st)
         return st->ws.subprotocol && st->ws.subprotocol[0];
 }
 
-static void trim(const char **s, size_t *len)
-{
-        while (*len && (**s == ' ' || **s == '\t')) {
-                (*s)++;
-                (*len)--;
-        }
-        while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
-                (*len)--;
-}
-
-static bool name_is(const char *name, size_t name_len, const char *want)
-{
-        return strlen(want) == name_len && strncasecmp(name, want, name_len) == 0;
-}
-
-/*
- * The next item of a comma-separated list starting at *value (of *len bytes
- * left), trimmed; false when there is none. Empty items are skipped.
- */
-static bool list_next(const char **value, size_t *len, const char **ret_item, size_t *ret_len)
-{
-        while (*len > 0) {
-                const char *comma = memchr(*value, ',', *len);
-                const char *item = *value;
-                size_t item_len = comma ? (size_t) (comma - *value) : *len;
-
-                *value += comma ? item_len + 1 : item_len;
-                *len -= comma ? item_len + 1 : item_len;
-                trim(&item, &item_len);
-                if (item_len > 0) {
-                        *ret_item = item;
-                        *ret_len = item_len;
-                        return true;
-                }
-        }
-        return false;
-}
-
-static bool list_has(const char *value, size_t len, const char *token)
-{
-        const char *item;
-        size_t item_len;
-
-        while (list_next(&value, &len, &item, &item_len))
-                if (name_is(item, item_len, token))
-                        return true;
-        return false;
-}
-
 /* base64 of 16 bytes: 22 characters of the alphabet and "==". */
 static bool key_is_valid(const char *key, size_t len)
 {
@@ -195,7 +146,7 @@ static void offer_protocol(WsServerRequest *r, const PolicyStreamtype *st, const
         r->n_offers++;
         if (r->protocol)
                 return; /* the client listed its preference first */
-        while (list_next(&ours, &ours_len, &item, &item_len))
+        while (ws_header_list_next(&ours, &ours_len, &item, &item_len))
                 if (item_len == len && memcmp(item, name, len) == 0) {
                         r->protocol = item;
                         r->protocol_len = item_len;
@@ -210,25 +161,26 @@ void ws_server_request_header(WsServerRequest *r, const PolicyStreamtype *st, co
         const char *item;
         size_t item_len;
 
-        trim(&value, &value_len);
-        if (name_is(name, name_len, "upgrade")) {
-                if (list_has(value, value_len, "websocket"))
+        ws_header_trim(&value, &value_len);
+        if (ws_header_name_is(name, name_len, "upgrade")) {
+                if (ws_header_list_has(value, value_len, "websocket"))
                         r->upgrade = true;
-        } else if (name_is(name, name_len, "connection")) {
-                if (list_has(value, value_len, "upgrade"))
+        } else if (ws_header_name_is(name, name_len, "connection")) {
+                if (ws_header_list_has(value, value_len, "upgrade"))
                         r->connection = true;
-        } else if (name_is(name, name_len, "sec-websocket-key")) {
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-key")) {
                 r->n_keys++;
                 r->key_ok = key_is_valid(value, value_len);
                 if (r->key_ok) {
                         memcpy(r->key, value, WS_KEY_LENGTH);
                         r->key[WS_KEY_LENGTH] = 0;
                 }
-        } else if (name_is(name, name_len, "sec-websocket-version")) {
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-version")) {
                 r->n_versions++;
                 r->version_ok = value_len == 2 && memcmp(value, "13", 2) == 0;
-        } else if (name_is(name, name_len, "sec-websocket-protocol") && ws_server_is_enabled(st)) {
-                while (list_next(&value, &value_len, &item, &item_len))
+        } else if (ws_header_name_is(name, name_len, "sec-websocket-protocol") &&
+                   ws_server_is_enabled(st)) {
+                while (ws_header_list_next(&value, &value_len, &item, &item_len))
                         offer_protocol(r, st, item, item_len);
         }
 }
