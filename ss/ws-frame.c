@@ -7,14 +7,13 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <gnutls/crypto.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 
-#include "transport-internal.h"
+#include "sha1.h"
 #include "utf8.h"
 #include "util.h"
 #include "ws-frame.h"
@@ -592,9 +591,8 @@ static void base64_encode(const uint8_t *in, size_t size, char *out)
 int ws_handshake_accept(const char *key, char ret[static WS_ACCEPT_LENGTH + 1])
 {
         char input[WS_KEY_INPUT_MAX + sizeof(WS_GUID)];
-        uint8_t digest[20];
+        uint8_t digest[SHA1_DIGEST_SIZE];
         size_t len;
-        int r;
 
         assert(key);
         assert(ret);
@@ -603,9 +601,7 @@ int ws_handshake_accept(const char *key, char ret[static WS_ACCEPT_LENGTH + 1])
                 return -EINVAL;
         memcpy(input, key, len);
         memcpy(input + len, WS_GUID, sizeof(WS_GUID) - 1);
-        r = gnutls_hash_fast(GNUTLS_DIG_SHA1, input, len + sizeof(WS_GUID) - 1, digest);
-        if (r < 0)
-                return tls_error_to_errno(r, 0);
+        sha1(input, len + sizeof(WS_GUID) - 1, digest);
         base64_encode(digest, sizeof(digest), ret);
         return 0;
 }

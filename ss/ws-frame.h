@@ -286,6 +286,6 @@ const char *ws_handshake_get_error(const WsHandshake *h);
 /*
  * Computes the Sec-WebSocket-Accept for key (RFC 6455 4.2.2: base64 of SHA-1
  * of key and the GUID) into ret (WS_ACCEPT_LENGTH + 1 bytes). Also what a
- * server answers. -EINVAL for an empty or long key, or a hashing error.
+ * server answers. -EINVAL for an empty key or one over 256 bytes.
  */
 int ws_handshake_accept(const char *key, char ret[static WS_ACCEPT_LENGTH + 1]);
