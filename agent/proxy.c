@@ -35,6 +35,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "transport.h"
 #include "util.h"
 
 struct ProxyStream {
@@ -447,7 +448,14 @@ int proxy_stream_new(ProxyStream **ret, SsContext *ss, const char *streamtype,
                 if (r == -EPROTONOSUPPORT)
                         snprintf(reason, sizeof(reason), "protocol %s is not available",
                                  policy_protocol_to_string(st->protocol));
-                else
+                else if (r == -ELIBACC && tls_unavailable_reason()) {
+                        static bool logged; /* once: it does not change until a restart */
+
+                        snprintf(reason, sizeof(reason), "%s", tls_unavailable_reason());
+                        if (!logged)
+                                log_error("%s: streams with tls fail", reason);
+                        logged = true;
+                } else
                         snprintf(reason, sizeof(reason), "cannot create the stream: %s",
                                  strerror(-r));
                 free(p);

@@ -13,7 +13,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -31,6 +30,7 @@
 #include "h2-server.h"
 #include "http1-request.h"
 #include "stream-internal.h"
+#include "tls-lib.h"
 #include "ws-server.h"
 
 #define SERVER_READ_BUF          16384u
@@ -1453,6 +1453,13 @@ static int server_load_credentials(SsServer *server)
                 r = server_fail(server, -EINVAL,
                                 "server_cert %s and server_key %s: one is PEM, the other DER",
                                 st->server_cert, st->server_key);
+        if (r >= 0) {
+                char reason[256];
+
+                r = tls_lib_load(reason, sizeof(reason));
+                if (r < 0)
+                        r = server_fail(server, r, "%s", reason);
+        }
         if (r >= 0) {
                 r = gnutls_certificate_allocate_credentials(&server->creds);
                 if (r < 0)

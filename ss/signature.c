@@ -1,22 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Public keys and detached signatures for fetched policies (see signature.h).
- * GnuTLS does the cryptography; this file decides which key types and which
- * signature algorithm go together, and maps GnuTLS errors to -errno.
+ * GnuTLS does the cryptography, loaded (tls-lib.h) when the first key is; this
+ * file decides which key types and which signature algorithm go together, and
+ * maps GnuTLS errors to -errno.
  */
 #include "signature.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
+#include "tls-lib.h"
 
 struct SignatureKey {
         gnutls_pubkey_t pubkey;
@@ -61,6 +61,9 @@ int signature_key_new(SignatureKey **ret, const void *pem, size_t size)
         assert(ret);
         if (!pem || size == 0 || size > SIGNATURE_KEY_FILE_MAX)
                 return -EBADMSG;
+        r = tls_lib_load(NULL, 0);
+        if (r < 0)
+                return r;
         k = calloc(1, sizeof(*k));
         if (!k)
                 return -ENOMEM;

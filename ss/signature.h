@@ -26,7 +26,8 @@ typedef struct SignatureKey SignatureKey;
 
 /*
  * Loads a PEM public key from memory. -EBADMSG: not a PEM public key;
- * -EOPNOTSUPP: a key type other than Ed25519 or ECDSA P-256; -ENOMEM.
+ * -EOPNOTSUPP: a key type other than Ed25519 or ECDSA P-256; -ENOMEM;
+ * -ELIBACC: GnuTLS cannot be loaded (tls_unavailable_reason() says why).
  */
 int signature_key_new(SignatureKey **ret, const void *pem, size_t size);
 /* The same from a file: also the -errno of a failed read, -EFBIG over SIGNATURE_KEY_FILE_MAX. */

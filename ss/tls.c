@@ -6,11 +6,14 @@
  * a TLS streamtype names none. The system one is shared by everybody who asks
  * for it and goes away with its last user, like the others. Contexts live on
  * the event loop's thread; the live counter is only read from there too.
+ * Making a context is what loads GnuTLS (tls-lib.h): every session hangs off
+ * one, so no other path of the transport needs to ask.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
+#include "tls-lib.h"
 #include "transport-internal.h"
 #include "util.h"
 
@@ -110,6 +113,9 @@ static int context_new(TlsContext **ret, const TlsCertificate *certs, size_t n_c
         TlsContext *c;
         int r;
 
+        r = tls_lib_load(NULL, 0);
+        if (r < 0)
+                return r;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;

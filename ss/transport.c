@@ -35,6 +35,7 @@
 
 #include <gnutls/x509.h>
 
+#include "tls-lib.h"
 #include "transport-internal.h"
 #include "util.h"
 

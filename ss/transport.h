@@ -125,7 +125,13 @@ typedef struct TlsCertificate {
         bool pem; /* otherwise DER */
 } TlsCertificate;
 
+/* -ELIBACC: GnuTLS, loaded on first use, cannot be loaded (tls_unavailable_reason()). */
 int tls_context_new(TlsContext **ret, const TlsCertificate *certs, size_t n_certs);
+/*
+ * Why TLS is unavailable in this process, for messages: "TLS unavailable: "
+ * and the loader's reason; NULL while GnuTLS loaded or was never needed.
+ */
+const char *tls_unavailable_reason(void);
 TlsContext *tls_context_ref(TlsContext *c);
 TlsContext *tls_context_unref(TlsContext *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TlsContext *, tls_context_unref);

@@ -56,6 +56,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tls-lib.h"
 #include "utf8.h"
 #include "ws-server.h"
 
