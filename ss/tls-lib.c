@@ -76,8 +76,3 @@ const char *tls_unavailable_reason(void)
 {
         return load_error[0] ? load_error : NULL;
 }
-
-const char *tls_lib_soname(void)
-{
-        return SS_GNUTLS_SONAME;
-}

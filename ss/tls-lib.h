@@ -94,9 +94,6 @@ extern TlsLib tls_lib;
  */
 int tls_lib_load(char *err, size_t errlen);
 
-/* The name the library is loaded by (from the build: the soname of libgnutls). */
-const char *tls_lib_soname(void);
-
 /* The calls by their own names; keep in step with TLS_LIB_FUNCTIONS. */
 #define gnutls_alert_get                             tls_lib.alert_get
 #define gnutls_alert_get_name                        tls_lib.alert_get_name
