@@ -127,6 +127,7 @@ is "$?:$out" "0:hello over tls" "and a second TLS stream works too"
 stop_agent
 
 # 3. The library cannot be loaded: TLS streams fail with the loader's reason, nothing else does.
+# shellcheck disable=SC2016 # the inner shell expands its own arguments
 start_agent "$W/agent-hidden.log" unshare -m sh -c \
     'mount --bind /dev/null "$0" && exec "$@"' "$LIBGNUTLS" "$SMDAGENT" --policy "$W/policy.json"
 ok $? "the agent starts where libgnutls cannot be loaded"
