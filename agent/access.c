@@ -16,7 +16,7 @@
 #include "smd/smd.h"
 #include "util.h"
 
-void access_init_default(Access *a)
+int access_init_default(Access *a)
 {
         AccessRule r = {
             .classes = SMD_CLASS_NETWORK | SMD_CLASS_SYSTEM_STATE | SMD_CLASS_METRICS,
@@ -25,19 +25,39 @@ void access_init_default(Access *a)
         struct group *g;
 
         *a = (Access){};
+        r.publish.items = calloc(2, sizeof(Principal));
+        if (!r.publish.items)
+                return -ENOMEM;
         r.publish.items[r.publish.n++] = (Principal){PRINCIPAL_USER, 0};
         g = getgrnam("smdagent");
         if (g)
                 r.publish.items[r.publish.n++] = (Principal){PRINCIPAL_GROUP, g->gr_gid};
-        (void) access_add_rule(a, &r);
+        return access_add_rule(a, &r);
 }
 
-int access_add_rule(Access *a, const AccessRule *rule)
+void access_rule_clear(AccessRule *rule)
 {
-        if (a->n_rules >= ACCESS_RULES_MAX)
+        free(rule->publish.items);
+        free(rule->subscribe.items);
+        rule->publish = rule->subscribe = (PrincipalList){};
+}
+
+int access_add_rule(Access *a, AccessRule *rule)
+{
+        if (a->n_rules >= ACCESS_RULES_MAX) {
+                access_rule_clear(rule);
                 return -ENOSPC;
+        }
         a->rules[a->n_rules++] = *rule;
+        rule->publish = rule->subscribe = (PrincipalList){};
         return 0;
+}
+
+void access_clear(Access *a)
+{
+        for (size_t i = 0; i < a->n_rules; i++)
+                access_rule_clear(&a->rules[i]);
+        a->n_rules = 0;
 }
 
 static int parse_id(const char *s, uint32_t *ret)

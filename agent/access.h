@@ -35,8 +35,9 @@ typedef struct Principal {
 
 #define PRINCIPALS_MAX 64
 
+/* Owned by the rule (or Access) that holds it: access_clear() frees it. */
 typedef struct PrincipalList {
-        Principal items[PRINCIPALS_MAX];
+        Principal *items;
         size_t n;
 } PrincipalList;
 
@@ -56,11 +57,17 @@ typedef struct Access {
 /*
  * The defaults: anyone may subscribe to anything; only root and group smdagent
  * (when it exists) may publish NETWORK, SYSTEM_STATE and METRICS; anyone may
- * publish INTERACTION and the user classes.
+ * publish INTERACTION and the user classes. -ENOMEM leaves a empty (anyone may).
  */
-void access_init_default(Access *a);
-/* Add a rule; later rules win for the classes they name. -ENOSPC when full. */
-int access_add_rule(Access *a, const AccessRule *rule);
+int access_init_default(Access *a);
+/*
+ * Add a rule; later rules win for the classes they name. The rule's lists move
+ * into a (the rule is left empty), also on failure: -ENOSPC when full.
+ */
+int access_add_rule(Access *a, AccessRule *rule);
+/* Frees what the rules' lists own; a is empty (anyone may) afterwards. */
+void access_clear(Access *a);
+void access_rule_clear(AccessRule *rule);
 
 /*
  * Parse a principal: "*", a user name or uid, "@group" or "@gid". Names are

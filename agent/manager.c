@@ -143,7 +143,9 @@ int manager_new(Manager **ret, const ManagerOptions *options)
         m->policy_paths = options->policy_paths;
         m->policy_directories = options->policy_directories;
         m->privileges = options->privileges;
-        access_init_default(&m->access);
+        r = access_init_default(&m->access);
+        if (r < 0)
+                return log_error_errno(r, "out of memory");
 
         r = sd_event_new(&m->event);
         if (r < 0)
@@ -233,6 +235,7 @@ Manager *manager_free(Manager *m)
         m->scheduler = scheduler_free(m->scheduler);
         m->bus = bus_free(m->bus);
         policy_unref(m->policy);
+        access_clear(&m->access);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);

@@ -42,6 +42,13 @@ static int principals_convert(const PolicyPrincipals *in, PrincipalList *out, co
         int ret = 0;
 
         *out = (PrincipalList){};
+        if (in->n_names == 0)
+                return 0;
+        out->items = calloc(MIN(in->n_names, (size_t) PRINCIPALS_MAX), sizeof(Principal));
+        if (!out->items) {
+                (void) append(errors, "", "out of memory", NULL);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < in->n_names; i++) {
                 char msg[512];
                 int r;
@@ -74,7 +81,10 @@ static int access_from_policy(const PolicySmd *smd, Access *ret, char **errors)
         Access a;
         int ret_r = 0;
 
-        access_init_default(&a);
+        if (access_init_default(&a) < 0) {
+                (void) append(errors, "", "out of memory", NULL);
+                return -ENOMEM;
+        }
         for (size_t i = 0; smd && smd->has_access && i < smd->n_access; i++) {
                 const PolicyAccessRule *pr = &smd->access[i];
                 AccessRule rule = {.classes = pr->classes};
@@ -93,16 +103,20 @@ static int access_from_policy(const PolicySmd *smd, Access *ret, char **errors)
                                 r = -EINVAL;
                 }
                 if (r < 0) {
+                        access_rule_clear(&rule);
                         ret_r = r;
                         continue;
                 }
                 if (access_add_rule(&a, &rule) < 0) {
                         (void) append(errors, "", "smd.access: too many rules", NULL);
+                        access_clear(&a);
                         return -E2BIG;
                 }
         }
-        if (ret_r < 0)
+        if (ret_r < 0) {
+                access_clear(&a);
                 return ret_r;
+        }
         *ret = a;
         return 0;
 }
@@ -208,6 +222,7 @@ static int policy_build(Manager *m, const char *layer_source, const void *layer,
                 if (limits.backlog_max == 0 || limits.queue_max_messages == 0) {
                         (void) append(text, "",
                                       "smd: backlog_max and queue_max_messages must be > 0", NULL);
+                        access_clear(&access);
                         r = -EINVAL;
                 }
         }
@@ -220,6 +235,7 @@ static int policy_build(Manager *m, const char *layer_source, const void *layer,
 
                         if (policy_build(m, NULL, NULL, 0, &local, &ignored, &unused) >= 0) {
                                 policy_unref(local.policy);
+                                access_clear(&local.access);
                                 *ret_layer_failed = true;
                         }
                 }
@@ -245,6 +261,7 @@ static void policy_swap(Manager *m, PolicyBuild *b)
         if (m->cpd)
                 cpd_policy_changed(m->cpd);
         hosted_policy_changed(m->hosted);
+        access_clear(&m->access);
         m->access = b->access;
         bus_set_limits(m->bus, &b->limits);
         m->policy_loaded_usec = now_usec(CLOCK_REALTIME);

@@ -375,7 +375,8 @@ static SsResult on_state_gone(SsStream *s, void *userdata, SsState state, uint32
 
 static bool principals_match(const PolicyPrincipals *allow, const Credentials *cred)
 {
-        PrincipalList list = {};
+        Principal items[PRINCIPALS_MAX];
+        PrincipalList list = {.items = items};
 
         for (size_t i = 0; i < allow->n_names && list.n < PRINCIPALS_MAX; i++) {
                 Principal pr;
