@@ -2,8 +2,8 @@
 /*
  * The real netlink hook (see platform.h): one non-blocking NETLINK_ROUTE
  * socket in the sd-event loop, subscribed to links, IPv4/IPv6 addresses and
- * IPv4/IPv6 routes. libnl-route parses and validates each message into an
- * object; we copy the few fields we need into the NetState and let the
+ * IPv4/IPv6 routes. rtnl.c walks each datagram and decodes and validates each
+ * message; we copy the few fields we need into the NetState and let the
  * manager publish the differences after each batch.
  *
  * Dumps (links, then addresses, then routes: one dump at a time per socket)
@@ -11,26 +11,22 @@
  * truncated read, an interrupted dump, or a table that had no room): the
  * NetState marks everything stale first and drops what the dump did not
  * mention, so the published state converges on the kernel's whatever was
- * lost.
+ * lost. Each request has its own sequence number; an NLMSG_DONE or
+ * NLMSG_ERROR that does not answer the request in flight is ignored.
  */
+#include <assert.h>
 #include <errno.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
-#include <netlink/msg.h>
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
-#include <netlink/route/nexthop.h>
-#include <netlink/route/route.h>
-#include <netlink/route/rtnl.h>
-#include <netlink/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "platform.h"
+#include "rtnl.h"
 
 /* <linux/if.h> has it but clashes with <net/if.h>. */
 #ifndef IFF_LOWER_UP
@@ -41,6 +37,9 @@
 #define NETLINK_BATCH_MAX      256u /* datagrams per loop iteration */
 #define NETLINK_RCVBUF_DEFAULT (1024 * 1024)
 #define NETLINK_RETRY_USEC     (100 * USEC_PER_MSEC)
+#define NETLINK_GROUPS                                                               \
+        (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | \
+         RTMGRP_IPV6_ROUTE)
 
 typedef enum DumpPhase {
         DUMP_NONE,
@@ -54,7 +53,9 @@ struct Netlink {
         NetState *state;
         NetlinkHandlers handlers;
         void *userdata;
-        struct nl_sock *sock;
+        int fd;
+        uint32_t port_id; /* ours, as the kernel numbered the socket */
+        uint32_t seq;     /* of the last dump request */
         sd_event_source *io;
         sd_event_source *retry;
         uint8_t *buffer;
@@ -66,50 +67,36 @@ struct Netlink {
         NetlinkStats stats;
 };
 
-/* The one place libnl's error space meets ours. */
-static int errno_from_nl(int nle)
-{
-        switch (abs(nle)) {
-        case NLE_SUCCESS:
-                return 0;
-        case NLE_NOMEM:
-                return -ENOMEM;
-        case NLE_PERM:
-                return -EPERM;
-        case NLE_NOACCESS:
-                return -EACCES;
-        case NLE_AF_NOSUPPORT:
-                return -EAFNOSUPPORT;
-        case NLE_PROTO_MISMATCH:
-                return -EPROTONOSUPPORT;
-        case NLE_BAD_SOCK:
-                return -EBADF;
-        case NLE_AGAIN:
-                return -EAGAIN;
-        case NLE_INVAL:
-                return -EINVAL;
-        case NLE_OPNOTSUPP:
-                return -EOPNOTSUPP;
-        case NLE_BUSY:
-                return -EBUSY;
-        default:
-                return -EIO;
-        }
-}
-
 static int dump_request(Netlink *nl, DumpPhase phase)
 {
-        static const int types[] = {
+        static const uint16_t types[] = {
             [DUMP_LINKS] = RTM_GETLINK,
             [DUMP_ADDRESSES] = RTM_GETADDR,
             [DUMP_ROUTES] = RTM_GETROUTE,
         };
-        int r = nl_rtgen_request(nl->sock, types[phase], AF_UNSPEC, NLM_F_DUMP);
+        struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+        uint8_t request[RTNL_DUMP_REQUEST_MAX];
+        uint32_t seq = nl->seq + 1;
+        int size;
+        ssize_t n;
 
-        if (r < 0)
-                return errno_from_nl(r);
+        assert(phase != DUMP_NONE && phase < ELEMENTSOF(types));
+        size = rtnl_build_dump_request(types[phase], seq, request, sizeof(request));
+        assert(size > 0);
+        n = sendto(nl->fd, request, (size_t) size, 0, (struct sockaddr *) &kernel, sizeof(kernel));
+        if (n < 0)
+                return -errno;
+        if (n != size)
+                return -EIO;
+        nl->seq = seq;
         nl->phase = phase;
         return 0;
+}
+
+static void retry_later(Netlink *nl)
+{
+        (void) sd_event_source_set_time_relative(nl->retry, NETLINK_RETRY_USEC);
+        (void) sd_event_source_set_enabled(nl->retry, SD_EVENT_ONESHOT);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
@@ -128,8 +115,7 @@ static void dump_start(Netlink *nl)
         r = dump_request(nl, DUMP_LINKS);
         if (r < 0) {
                 log_warning_errno(r, "netlink: failed to request a dump, retrying: %m");
-                (void) sd_event_source_set_time_relative(nl->retry, NETLINK_RETRY_USEC);
-                (void) sd_event_source_set_enabled(nl->retry, SD_EVENT_ONESHOT);
+                retry_later(nl);
         }
 }
 
@@ -176,185 +162,170 @@ static void dump_phase_done(Netlink *nl)
         }
         if (r < 0) {
                 log_warning_errno(r, "netlink: failed to request a dump, retrying: %m");
-                (void) sd_event_source_set_time_relative(nl->retry, NETLINK_RETRY_USEC);
-                (void) sd_event_source_set_enabled(nl->retry, SD_EVENT_ONESHOT);
+                retry_later(nl);
         }
 }
 
-static bool addr_copy(struct nl_addr *a, uint8_t family, uint8_t out[16])
-{
-        size_t want = family == AF_INET ? 4 : 16;
+/* The handlers: 0, or -EBADMSG / -EINVAL for a malformed message (*why for the log). */
 
-        if (!a || nl_addr_get_family(a) != family || nl_addr_get_len(a) != want)
-                return false;
-        memset(out, 0, 16);
-        memcpy(out, nl_addr_get_binary_addr(a), want);
-        return true;
-}
-
-typedef struct ParseContext {
-        Netlink *nl;
-        uint16_t type;
-        int result;
-} ParseContext;
-
-static void handle_link(ParseContext *c, struct rtnl_link *link)
+static int handle_link(Netlink *nl, const RtnlMessage *m, const char **why)
 {
         NetLinkInfo info = {};
-        const char *name = rtnl_link_get_name(link);
-        unsigned flags = rtnl_link_get_flags(link);
-
-        info.ifindex = rtnl_link_get_ifindex(link);
-        if (info.ifindex <= 0 || !name || strlen(name) >= sizeof(info.name) || !*name) {
-                c->result = -EBADMSG;
-                return;
-        }
-        if (c->type == RTM_DELLINK) {
-                netstate_link_remove(c->nl->state, info.ifindex);
-                return;
-        }
-        strcpy(info.name, name);
-        info.admin_up = flags & IFF_UP;
-        info.carrier = flags & IFF_LOWER_UP;
-        if (flags & IFF_LOOPBACK)
-                strcpy(info.kind, "loopback");
-        else if (rtnl_link_get_type(link))
-                (void) snprintf(info.kind, sizeof(info.kind), "%s", rtnl_link_get_type(link));
-        c->result = netstate_link_update(c->nl->state, &info);
-}
-
-static void handle_address(ParseContext *c, struct rtnl_addr *addr)
-{
-        NetAddress a = {};
-        int family = rtnl_addr_get_family(addr), ifindex = rtnl_addr_get_ifindex(addr);
-        int prefixlen = rtnl_addr_get_prefixlen(addr);
-
-        if (family != AF_INET && family != AF_INET6)
-                return;
-        a.family = (uint8_t) family;
-        if (ifindex <= 0 || prefixlen < 0 || prefixlen > (family == AF_INET ? 32 : 128) ||
-            !addr_copy(rtnl_addr_get_local(addr), a.family, a.addr)) {
-                c->result = -EBADMSG;
-                return;
-        }
-        a.prefixlen = (uint8_t) prefixlen;
-        a.scope = (uint8_t) rtnl_addr_get_scope(addr);
-        a.flags = (uint32_t) rtnl_addr_get_flags(addr);
-        if (c->type == RTM_DELADDR)
-                netstate_address_remove(c->nl->state, ifindex, &a);
-        else
-                c->result = netstate_address_update(c->nl->state, ifindex, &a);
-}
-
-static void handle_route(ParseContext *c, struct rtnl_route *route)
-{
-        NetRoute r = {};
-        struct nl_addr *dst = rtnl_route_get_dst(route), *gw;
-        struct rtnl_nexthop *nh;
-        int family = rtnl_route_get_family(route);
-
-        /* Only default unicast routes of the main table interest us. */
-        if ((family != AF_INET && family != AF_INET6) ||
-            rtnl_route_get_table(route) != RT_TABLE_MAIN ||
-            rtnl_route_get_type(route) != RTN_UNICAST ||
-            (rtnl_route_get_flags(route) & RTM_F_CLONED) ||
-            (dst && nl_addr_get_prefixlen(dst) != 0))
-                return;
-        if (rtnl_route_get_nnexthops(route) < 1)
-                return;
-        /* Multipath: the first hop stands for the route. */
-        nh = rtnl_route_nexthop_n(route, 0);
-        if (!nh)
-                return;
-        r.family = (uint8_t) family;
-        r.table = rtnl_route_get_table(route);
-        r.metric = rtnl_route_get_priority(route);
-        r.ifindex = rtnl_route_nh_get_ifindex(nh);
-        if (r.ifindex <= 0)
-                return;
-        gw = rtnl_route_nh_get_gateway(nh);
-        if (gw) {
-                if (!addr_copy(gw, r.family, r.gateway)) {
-                        c->result = -EBADMSG;
-                        return;
-                }
-                r.has_gateway = true;
-        }
-        if (c->type == RTM_DELROUTE)
-                netstate_route_remove(c->nl->state, &r);
-        else
-                c->result = netstate_route_update(c->nl->state, &r);
-}
-
-static void on_object(struct nl_object *o, void *arg)
-{
-        ParseContext *c = arg;
-        const char *type = nl_object_get_type(o);
-
-        if (!type)
-                return;
-        if (streq(type, "route/link"))
-                handle_link(c, (struct rtnl_link *) o);
-        else if (streq(type, "route/addr"))
-                handle_address(c, (struct rtnl_addr *) o);
-        else if (streq(type, "route/route"))
-                handle_route(c, (struct rtnl_route *) o);
-}
-
-static void handle_message(Netlink *nl, struct nlmsghdr *h)
-{
-        ParseContext c = {.nl = nl, .type = h->nlmsg_type};
-        struct nl_msg *msg;
+        RtnlLink link;
+        RtnlError e;
         int r;
 
-        switch (h->nlmsg_type) {
-        case NLMSG_DONE:
-                dump_phase_done(nl);
-                return;
-        case NLMSG_ERROR: {
-                const struct nlmsgerr *e = NLMSG_DATA(h);
+        r = rtnl_parse_link(m, &link, &e);
+        if (r < 0) {
+                *why = rtnl_error_to_string(e);
+                return r;
+        }
+        info.ifindex = link.ifindex;
+        if (m->type == RTM_DELLINK) {
+                netstate_link_remove(nl->state, info.ifindex);
+                return 0;
+        }
+        memcpy(info.name, link.name, sizeof(info.name));
+        info.admin_up = link.flags & IFF_UP;
+        info.carrier = link.flags & IFF_LOWER_UP;
+        if (link.flags & IFF_LOOPBACK)
+                strcpy(info.kind, "loopback");
+        else
+                memcpy(info.kind, link.kind, sizeof(info.kind));
+        *why = "refused by the link table";
+        return netstate_link_update(nl->state, &info);
+}
 
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
-                        nl->stats.invalid++;
-                        return;
-                }
-                if (e->error == 0)
-                        return; /* an ack */
-                log_warning_errno(e->error, "netlink: the kernel refused a dump: %m");
-                if (nl->phase != DUMP_NONE) {
-                        (void) sd_event_source_set_time_relative(nl->retry, NETLINK_RETRY_USEC);
-                        (void) sd_event_source_set_enabled(nl->retry, SD_EVENT_ONESHOT);
-                }
+static int handle_address(Netlink *nl, const RtnlMessage *m, const char **why)
+{
+        NetAddress a = {};
+        RtnlAddress addr;
+        RtnlError e;
+        int r;
+
+        r = rtnl_parse_address(m, &addr, &e);
+        if (r < 0) {
+                *why = rtnl_error_to_string(e);
+                return r;
+        }
+        if (addr.family != AF_INET && addr.family != AF_INET6)
+                return 0;
+        assert(addr.has_local);
+        a.family = addr.family;
+        a.prefixlen = addr.prefixlen;
+        a.scope = addr.scope;
+        a.flags = addr.flags;
+        memcpy(a.addr, addr.local, sizeof(a.addr));
+        if (m->type == RTM_DELADDR) {
+                netstate_address_remove(nl->state, addr.ifindex, &a);
+                return 0;
+        }
+        *why = "refused by the address table";
+        return netstate_address_update(nl->state, addr.ifindex, &a);
+}
+
+static int handle_route(Netlink *nl, const RtnlMessage *m, const char **why)
+{
+        NetRoute r = {};
+        RtnlRoute route;
+        RtnlError e;
+        int k;
+
+        k = rtnl_parse_route(m, &route, &e);
+        if (k < 0) {
+                *why = rtnl_error_to_string(e);
+                return k;
+        }
+        /* Only default unicast routes of the main table interest us. */
+        if ((route.family != AF_INET && route.family != AF_INET6) || route.table != RT_TABLE_MAIN ||
+            route.type != RTN_UNICAST || (route.flags & RTM_F_CLONED) || route.dst_len != 0)
+                return 0;
+        /* Multipath: the first hop stands for the route. */
+        if (route.n_nexthops < 1 || route.ifindex <= 0)
+                return 0;
+        r.family = route.family;
+        r.table = route.table;
+        r.metric = route.priority;
+        r.ifindex = route.ifindex;
+        r.has_gateway = route.has_gateway;
+        memcpy(r.gateway, route.gateway, sizeof(r.gateway));
+        if (m->type == RTM_DELROUTE) {
+                netstate_route_remove(nl->state, &r);
+                return 0;
+        }
+        *why = "refused by the route table";
+        return netstate_route_update(nl->state, &r);
+}
+
+/* NLMSG_DONE and NLMSG_ERROR: the end of a dump, or the kernel's answer to a request. */
+static void handle_status(Netlink *nl, const RtnlMessage *m)
+{
+        RtnlError e;
+        int error, r;
+
+        r = rtnl_parse_status(m, &error, &e);
+        if (r < 0) {
+                nl->stats.invalid++;
+                log_debug("netlink: ignoring a malformed message of type %u: %s", m->type,
+                          rtnl_error_to_string(e));
                 return;
         }
+        if (!rtnl_message_answers(m, nl->seq, nl->port_id)) {
+                log_debug("netlink: ignoring a message of type %u for request %u from port %u, "
+                          "not ours",
+                          m->type, m->seq, m->pid);
+                return;
+        }
+        if (m->flags & NLM_F_DUMP_INTR)
+                nl->resync_pending = true;
+        if (error == 0) {
+                if (m->type == NLMSG_DONE)
+                        dump_phase_done(nl);
+                return; /* an ack */
+        }
+        if (m->type == NLMSG_DONE)
+                log_warning_errno(error, "netlink: a dump ended early: %m");
+        else
+                log_warning_errno(error, "netlink: the kernel refused a dump: %m");
+        if (nl->phase != DUMP_NONE)
+                retry_later(nl);
+}
+
+static void handle_message(Netlink *nl, const RtnlMessage *m)
+{
+        const char *why = NULL;
+        int r;
+
+        switch (m->type) {
+        case NLMSG_DONE:
+        case NLMSG_ERROR:
+                handle_status(nl, m);
+                return;
         case NLMSG_OVERRUN:
                 resync(nl, "the kernel reported an overrun");
                 return;
         case RTM_NEWLINK:
         case RTM_DELLINK:
+                r = handle_link(nl, m, &why);
+                break;
         case RTM_NEWADDR:
         case RTM_DELADDR:
+                r = handle_address(nl, m, &why);
+                break;
         case RTM_NEWROUTE:
         case RTM_DELROUTE:
+                r = handle_route(nl, m, &why);
                 break;
         default:
                 return;
         }
-        if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+        if (m->flags & NLM_F_DUMP_INTR)
                 nl->resync_pending = true;
-        msg = nlmsg_convert(h);
-        if (!msg) {
-                nl->stats.invalid++;
-                return;
-        }
-        /* libnl finds the parser by protocol and type. */
-        nlmsg_set_proto(msg, NETLINK_ROUTE);
-        r = nl_msg_parse(msg, on_object, &c);
-        nlmsg_free(msg);
         nl->stats.messages++;
-        if (r < 0 || c.result == -EBADMSG || c.result == -EINVAL) {
+        if (r == -EBADMSG || r == -EINVAL) {
                 nl->stats.invalid++;
-                log_debug("netlink: ignoring a malformed message of type %u", h->nlmsg_type);
+                log_debug("netlink: ignoring a malformed message of type %u: %s", m->type,
+                          strempty(why));
                 return;
         }
         nl->changed = true;
@@ -371,8 +342,11 @@ static int read_one(Netlink *nl)
             .msg_iov = &iov,
             .msg_iovlen = 1,
         };
-        ssize_t n = recvmsg(nl_socket_get_fd(nl->sock), &mh, MSG_DONTWAIT);
-        size_t len;
+        ssize_t n = recvmsg(nl->fd, &mh, MSG_DONTWAIT);
+        RtnlWalk walk;
+        RtnlMessage m;
+        RtnlError e;
+        int r;
 
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
@@ -392,12 +366,13 @@ static int read_one(Netlink *nl)
                 nl->stats.invalid++;
                 return 1; /* not from the kernel */
         }
-        len = (size_t) n;
-        for (struct nlmsghdr *h = (struct nlmsghdr *) nl->buffer; NLMSG_OK(h, len);
-             h = NLMSG_NEXT(h, len))
-                handle_message(nl, h);
-        if (len > 0)
+        rtnl_walk_init(&walk, nl->buffer, (size_t) n);
+        while ((r = rtnl_walk_next(&walk, &m, &e)) > 0)
+                handle_message(nl, &m);
+        if (r < 0) {
                 nl->stats.invalid++;
+                log_debug("netlink: ignoring the rest of a datagram: %s", rtnl_error_to_string(e));
+        }
         return 1;
 }
 
@@ -449,26 +424,24 @@ static void set_receive_buffer(int fd)
 
 static int netlink_open(Netlink *nl)
 {
+        struct sockaddr_nl address = {.nl_family = AF_NETLINK, .nl_groups = NETLINK_GROUPS};
+        socklen_t size = sizeof(address);
         int r;
 
-        nl->sock = nl_socket_alloc();
-        if (!nl->sock)
-                return -ENOMEM;
-        nl_socket_disable_seq_check(nl->sock);
-        nl_socket_disable_auto_ack(nl->sock);
-        r = nl_connect(nl->sock, NETLINK_ROUTE);
-        if (r < 0)
-                return errno_from_nl(r);
-        r = nl_socket_add_memberships(nl->sock, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR,
-                                      RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE,
-                                      0);
-        if (r < 0)
-                return errno_from_nl(r);
-        r = nl_socket_set_nonblocking(nl->sock);
-        if (r < 0)
-                return errno_from_nl(r);
-        set_receive_buffer(nl_socket_get_fd(nl->sock));
-        r = sd_event_add_io(nl->event, &nl->io, nl_socket_get_fd(nl->sock), EPOLLIN, on_io, nl);
+        /* NETLINK_NO_ENOBUFS stays off: an overrun must be seen, to resync. */
+        nl->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+        if (nl->fd < 0)
+                return -errno;
+        set_receive_buffer(nl->fd);
+        if (bind(nl->fd, (struct sockaddr *) &address, sizeof(address)) < 0)
+                return -errno;
+        /* The kernel chose our port id: dump replies carry it. */
+        if (getsockname(nl->fd, (struct sockaddr *) &address, &size) < 0)
+                return -errno;
+        if (size != sizeof(address) || address.nl_family != AF_NETLINK)
+                return -EPROTO;
+        nl->port_id = address.nl_pid;
+        r = sd_event_add_io(nl->event, &nl->io, nl->fd, EPOLLIN, on_io, nl);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(nl->io, "netlink");
@@ -484,6 +457,7 @@ int netlink_new(Netlink **ret, sd_event *event, NetState *state, const NetlinkHa
         nl = calloc(1, sizeof(*nl));
         if (!nl)
                 return -ENOMEM;
+        nl->fd = -EBADF;
         nl->event = sd_event_ref(event);
         nl->state = state;
         nl->handlers = *handlers;
@@ -503,9 +477,7 @@ int netlink_new(Netlink **ret, sd_event *event, NetState *state, const NetlinkHa
                 log_info_errno(r, "netlink is unavailable (%m): links are not watched and "
                                   "the DHCP state does not wait for a route");
                 nl->io = sd_event_source_disable_unref(nl->io);
-                if (nl->sock)
-                        nl_socket_free(nl->sock);
-                nl->sock = NULL;
+                nl->fd = safe_close(nl->fd);
                 nl->coldplug_done = true;
                 *ret = TAKE_PTR(nl);
                 return 0;
@@ -522,8 +494,7 @@ Netlink *netlink_free(Netlink *nl)
                 return NULL;
         sd_event_source_disable_unref(nl->retry);
         sd_event_source_disable_unref(nl->io);
-        if (nl->sock)
-                nl_socket_free(nl->sock);
+        safe_close(nl->fd);
         free(nl->buffer);
         sd_event_unref(nl->event);
         return mfree(nl);

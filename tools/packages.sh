@@ -3,7 +3,7 @@
 
 # Build: compiler, meson, the libraries we link.
 SMD_BUILD_PACKAGES="gcc meson ninja-build pkg-config libsystemd-dev libgnutls28-dev
-libnl-3-dev libnl-route-3-dev libjson-c-dev libnghttp2-dev"
+libjson-c-dev libnghttp2-dev"
 # Tests: real peers and the tools the tests drive.
 SMD_TEST_PACKAGES="clang clang-format valgrind gnutls-bin nginx mosquitto mosquitto-clients
 libmosquitto-dev dbus python3-dbusmock python3-websockets curl nghttp2-client man-db
