@@ -24,7 +24,7 @@
 #include "message.h"
 
 struct NetState {
-        NetLink links[NETSTATE_LINKS_MAX];
+        NetLink *links[NETSTATE_LINKS_MAX]; /* allocated while in use: about 900 bytes each */
         NetRoute routes[NETSTATE_ROUTES_MAX];
         size_t n_routes;
         NetRoute pub_routes[NETSTATE_ROUTES_MAX];
@@ -46,6 +46,10 @@ int netstate_new(NetState **ret)
 
 NetState *netstate_free(NetState *ns)
 {
+        if (!ns)
+                return NULL;
+        for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++)
+                free(ns->links[i]);
         return mfree(ns);
 }
 
@@ -99,8 +103,8 @@ bool json_escape(const char *s, char *buf, size_t size)
 static NetLink *link_find(NetState *ns, int ifindex)
 {
         for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++)
-                if (ns->links[i].in_use && ns->links[i].cur.ifindex == ifindex)
-                        return &ns->links[i];
+                if (ns->links[i] && ns->links[i]->in_use && ns->links[i]->cur.ifindex == ifindex)
+                        return ns->links[i];
         return NULL;
 }
 
@@ -155,14 +159,20 @@ int netstate_link_update(NetState *ns, const NetLinkInfo *info)
                 return -EINVAL;
         l = link_find(ns, info->ifindex);
         if (!l) {
-                for (size_t i = 0; i < NETSTATE_LINKS_MAX && !l; i++)
-                        if (!ns->links[i].in_use)
-                                l = &ns->links[i];
-                if (!l) {
+                size_t i = 0;
+
+                while (i < NETSTATE_LINKS_MAX && ns->links[i])
+                        i++;
+                if (i == NETSTATE_LINKS_MAX) {
                         note_overflow(ns);
                         return -ENOSPC;
                 }
-                *l = (NetLink){.in_use = true};
+                l = ns->links[i] = calloc(1, sizeof(NetLink));
+                if (!l) {
+                        note_overflow(ns);
+                        return -ENOMEM;
+                }
+                l->in_use = true;
         } else if (l->present && l->cur.admin_up && !info->admin_up) {
                 /* The kernel drops IPv4 routes of a link going down without telling. */
                 routes_remove_link(ns, info->ifindex);
@@ -313,9 +323,9 @@ void netstate_route_remove(NetState *ns, const NetRoute *r)
 void netstate_resync_begin(NetState *ns)
 {
         for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++) {
-                NetLink *l = &ns->links[i];
+                NetLink *l = ns->links[i];
 
-                if (!l->in_use || !l->present)
+                if (!l || !l->in_use || !l->present)
                         continue;
                 l->stale = true;
                 for (size_t k = 0; k < l->n_addrs; k++)
@@ -328,9 +338,9 @@ void netstate_resync_begin(NetState *ns)
 void netstate_resync_end(NetState *ns)
 {
         for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++) {
-                NetLink *l = &ns->links[i];
+                NetLink *l = ns->links[i];
 
-                if (!l->in_use || !l->present)
+                if (!l || !l->in_use || !l->present)
                         continue;
                 if (l->stale) {
                         netstate_link_remove(ns, l->cur.ifindex);
@@ -550,11 +560,15 @@ unsigned netstate_flush(NetState *ns, NetStateEmit emit_fn, void *userdata)
         }
 
         for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++)
-                if (ns->links[i].in_use)
-                        order[n++] = &ns->links[i];
+                if (ns->links[i])
+                        order[n++] = ns->links[i];
         qsort(order, n, sizeof(order[0]), compare_links);
         for (size_t i = 0; i < n; i++)
                 flush_link(&e, order[i]);
+        /* Links that went away are told now: their slots are free again. */
+        for (size_t i = 0; i < NETSTATE_LINKS_MAX; i++)
+                if (ns->links[i] && !ns->links[i]->in_use)
+                        ns->links[i] = mfree(ns->links[i]);
 
         for (size_t i = 0; i < ns->n_routes; i++) {
                 NetRoute *r = &ns->routes[i];
@@ -629,8 +643,8 @@ size_t netstate_get_links(const NetState *ns, const NetLink **ret, size_t max)
         size_t n = 0;
 
         for (size_t i = 0; i < NETSTATE_LINKS_MAX && n < max; i++)
-                if (ns->links[i].in_use && ns->links[i].present)
-                        ret[n++] = &ns->links[i];
+                if (ns->links[i] && ns->links[i]->in_use && ns->links[i]->present)
+                        ret[n++] = ns->links[i];
         qsort(ret, n, sizeof(ret[0]), compare_links);
         return n;
 }

@@ -83,8 +83,11 @@ struct Server {
         gid_t smdagent_gid;
         bool have_smdagent_gid;
         ServerStats stats;
-        uint8_t scratch[FRAME_HEADER_SIZE + FRAME_BODY_MAX];
+        /* Not zeroed: only the pages reads have reached are resident. */
+        uint8_t *scratch;
 };
+
+#define SCRATCH_SIZE (FRAME_HEADER_SIZE + FRAME_BODY_MAX)
 
 static void client_close(Client *c, const char *why);
 static int client_flush(Client *c);
@@ -551,7 +554,7 @@ static int client_read(Client *c)
         /* Continue a partial frame in the scratch buffer. */
         if (have)
                 memcpy(s->scratch, c->in, have);
-        n = recv(c->fd, s->scratch + have, sizeof(s->scratch) - have, MSG_DONTWAIT);
+        n = recv(c->fd, s->scratch + have, SCRATCH_SIZE - have, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -692,6 +695,11 @@ int server_new(Server **ret, sd_event *event, Bus *bus, const Access *access, co
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->scratch = malloc(SCRATCH_SIZE);
+        if (!s->scratch) {
+                free(s);
+                return -ENOMEM;
+        }
         s->fd = -EBADF;
         s->event = sd_event_ref(event);
         s->bus = bus;
@@ -758,6 +766,7 @@ Server *server_free(Server *s)
                 (void) unlink(s->path);
         safe_close(s->fd);
         free(s->path);
+        free(s->scratch);
         sd_event_unref(s->event);
         free(s);
         return NULL;
