@@ -181,6 +181,9 @@ static int handle_link(Netlink *nl, const RtnlMessage *m, const char **why)
                 return r;
         }
         info.ifindex = link.ifindex;
+        /* AF_BRIDGE: a port left its bridge; the link itself is still there. */
+        if (m->type == RTM_DELLINK && link.family == AF_BRIDGE)
+                return 0;
         if (m->type == RTM_DELLINK) {
                 netstate_link_remove(nl->state, info.ifindex);
                 return 0;
