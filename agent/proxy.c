@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h2-lib.h"
 #include "log.h"
 #include "policy.h"
 #include "transport.h"
@@ -402,6 +403,34 @@ static int refuse(OutBuffer *out, const Credentials *cred, uint64_t client_id,
         return error;
 }
 
+/*
+ * A library the stream needs, loaded on first use, cannot be: the reason goes
+ * to the client each time and to the log once per library, as it does not
+ * change until a restart. GnuTLS is asked first: a stream of an h2 streamtype
+ * over TLS needs both, and either reason is true.
+ */
+static bool library_unavailable(const PolicyStreamtype *st, char *reason, size_t size)
+{
+        static bool logged_tls, logged_h2;
+        const char *why;
+
+        why = st->tls ? tls_unavailable_reason() : NULL;
+        if (why) {
+                if (!logged_tls)
+                        log_error("%s: streams with tls fail", why);
+                logged_tls = true;
+        } else {
+                why = st->protocol == POLICY_PROTOCOL_H2 ? h2_unavailable_reason() : NULL;
+                if (!why)
+                        return false;
+                if (!logged_h2)
+                        log_error("%s: h2 streams with tls fail", why);
+                logged_h2 = true;
+        }
+        snprintf(reason, size, "%s", why);
+        return true;
+}
+
 int proxy_stream_new(ProxyStream **ret, SsContext *ss, const char *streamtype,
                      const Credentials *cred, uint64_t client_id, OutBuffer *out,
                      const ProxyClientOps *ops, void *userdata)
@@ -449,14 +478,7 @@ int proxy_stream_new(ProxyStream **ret, SsContext *ss, const char *streamtype,
                 if (r == -EPROTONOSUPPORT)
                         snprintf(reason, sizeof(reason), "protocol %s is not available",
                                  policy_protocol_to_string(st->protocol));
-                else if (r == -ELIBACC && tls_unavailable_reason()) {
-                        static bool logged; /* once: it does not change until a restart */
-
-                        snprintf(reason, sizeof(reason), "%s", tls_unavailable_reason());
-                        if (!logged)
-                                log_error("%s: streams with tls fail", reason);
-                        logged = true;
-                } else
+                else if (r != -ELIBACC || !library_unavailable(st, reason, sizeof(reason)))
                         snprintf(reason, sizeof(reason), "cannot create the stream: %s",
                                  strerror(-r));
                 free(p);

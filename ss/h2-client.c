@@ -49,10 +49,10 @@
  */
 #include <assert.h>
 #include <inttypes.h>
-#include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <strings.h>
 
+#include "h2-lib.h"
 #include "stream-internal.h"
 
 /* A request the server refused unprocessed (REFUSED_STREAM) is sent again this often. */
@@ -639,6 +639,10 @@ static int session_setup(H2Connection *conn)
         };
         int e;
 
+        /* Loaded with the streamtype's first stream (h2_load()): this only makes sure. */
+        e = h2_lib_load(NULL, 0);
+        if (e < 0)
+                return e;
         e = nghttp2_session_callbacks_new(&cb);
         if (e == 0)
                 e = nghttp2_option_new(&opt);
@@ -1360,6 +1364,17 @@ static int64_t h2_tx_credit(SsStream *s)
         return MIN(stream, connection);
 }
 
+/*
+ * libnghttp2 is loaded (h2-lib.h) when the first stream of an h2 streamtype
+ * over TLS is made, so that a stream fails at once, with the reason, where it
+ * cannot be. Without TLS there is no ALPN, h2 is never spoken (h1 instead)
+ * and nothing needs loading.
+ */
+static int h2_load(const PolicyStreamtype *st)
+{
+        return st->tls ? h2_lib_load(NULL, 0) : 0;
+}
+
 static int h2_connection_new(SsStream *s, const char *host)
 {
         return h2_client_new(&s->h2, s, host);
@@ -1406,6 +1421,7 @@ void h2_connections_drop_idle(SsContext *c, bool all, const SsTlsEntry *e)
 const SsProtocolOps ss_protocol_h2 = {
     .name = "h2",
     .alpn = h2_alpn,
+    .load = h2_load,
     .connection_new = h2_connection_new,
     .connection_free = h2_connection_free,
     .attach = h2_attach,

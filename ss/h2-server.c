@@ -29,12 +29,12 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "h2-lib.h"
 #include "h2-server.h"
 
 #define H2_SERVER_READ_BUF  16384u
@@ -771,6 +771,37 @@ void h2_server_request_detach(H2ServerRequest *req)
         ss_server_conn_schedule(req->h->conn);
 }
 
+/* A frame header on stream 0, no flags: its 9 bytes at p. */
+static size_t frame_header(uint8_t *p, size_t len, uint8_t type)
+{
+        p[0] = (uint8_t) (len >> 16);
+        p[1] = (uint8_t) (len >> 8);
+        p[2] = (uint8_t) len;
+        p[3] = type;
+        memset(p + 4, 0, 5);
+        return 9;
+}
+
+/*
+ * libnghttp2 cannot be loaded: the client that chose h2 is told why, as the
+ * debug data of a GOAWAY (HTTP_1_1_REQUIRED) after our SETTINGS, written by
+ * hand in one try before the connection closes.
+ */
+static void refuse_h2(SsServerConn *conn, const char *reason)
+{
+        uint8_t frames[9 + 9 + 8 + DL_TABLE_ERROR_MAX];
+        size_t len = MIN(strlen(reason), (size_t) DL_TABLE_ERROR_MAX), n;
+
+        n = frame_header(frames, 0, NGHTTP2_SETTINGS);
+        n += frame_header(frames + n, 8 + len, NGHTTP2_GOAWAY);
+        memset(frames + n, 0, 8); /* last stream 0, then the error code */
+        frames[n + 7] = NGHTTP2_HTTP_1_1_REQUIRED;
+        n += 8;
+        memcpy(frames + n, reason, len);
+        n += len;
+        (void) ss_server_conn_write(conn, frames, n);
+}
+
 int h2_server_new(H2Server **ret, SsServerConn *conn, const uint8_t *pre, size_t pre_len)
 {
         nghttp2_session_callbacks *cb = NULL;
@@ -781,9 +812,15 @@ int h2_server_new(H2Server **ret, SsServerConn *conn, const uint8_t *pre, size_t
             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, SS_SERVER_MAX_HEADER_BYTES},
             {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         };
+        char reason[DL_TABLE_ERROR_MAX];
         H2Server *h;
         int e;
 
+        e = h2_lib_load(reason, sizeof(reason));
+        if (e < 0) {
+                refuse_h2(conn, reason);
+                return e;
+        }
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;

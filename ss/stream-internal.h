@@ -95,6 +95,12 @@ typedef struct SsProtocolOps {
          * connection attempt starts.
          */
         bool tx_in_connection;
+        /*
+         * Loads what streams of st need (a library loaded on first use), when
+         * the first is made: -ELIBACC when it cannot be, and the stream is
+         * not made. May be NULL.
+         */
+        int (*load)(const PolicyStreamtype *st);
         int (*connection_new)(SsStream *s, const char *host);
         void (*connection_free)(SsStream *s);
         /*

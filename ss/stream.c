@@ -1110,6 +1110,11 @@ static int stream_create(SsStream **ret, SsContext *c, Policy *policy, const Pol
                 proto = ss_protocol_find(st->protocol);
         if (!proto)
                 return -EPROTONOSUPPORT;
+        if (proto->load) {
+                k = proto->load(st);
+                if (k < 0)
+                        return k;
+        }
 
         s = calloc(1, sizeof(*s));
         if (!s)

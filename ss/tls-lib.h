@@ -14,6 +14,7 @@
  * resolved pointers in tls_lib, whose types are the functions' own
  * (__typeof__), so a call is checked by the compiler as before. A function
  * missing from the list is an undefined symbol at link time, not a crash.
+ * The loading itself is dl-table.c's, shared with h2-lib.h.
  */
 #pragma once
 
@@ -21,6 +22,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stddef.h>
+
+#include "dl-table.h"
 
 /* Every GnuTLS function the engine calls, without its gnutls_ prefix. */
 #define TLS_LIB_FUNCTIONS(X)                     \
@@ -73,7 +76,7 @@
         X(x509_crt_init)
 
 typedef struct TlsLib {
-#define TLS_LIB_FIELD(name) __typeof__(gnutls_##name) *name;
+#define TLS_LIB_FIELD(name) DL_TABLE_FIELD(gnutls_, name)
         TLS_LIB_FUNCTIONS(TLS_LIB_FIELD)
 #undef TLS_LIB_FIELD
         /* gnutls_free is a variable holding the deallocator, not a function. */
