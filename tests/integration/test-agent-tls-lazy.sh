@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# GnuTLS is loaded on first use (ss/tls-lib.c). Checks, on the built agent:
-# nothing we build has libgnutls in its NEEDED list; the agent on its default
-# policy, and with TLS streamtypes nobody has opened, does not map it (its
-# /proc/PID/maps); a plain stream leaves it unmapped; after a TLS stream to
-# nginx it is mapped. Then, in a mount namespace where the library is hidden
-# (/dev/null bound over it): a TLS stream is refused with "TLS unavailable: "
-# and the loader's reason (the agent logs it once, however many streams
-# fail), while plain streams and the agent itself go on working.
+# GnuTLS and libnghttp2 are loaded on first use (ss/tls-lib.c, ss/h2-lib.c).
+# Checks, on the built agent: nothing we build has either in its NEEDED list;
+# the agent on its default policy, and with TLS and h2 streamtypes nobody has
+# opened, maps neither (its /proc/PID/maps); a plain stream leaves GnuTLS
+# unmapped and an h1 one over TLS leaves libnghttp2 unmapped; after a TLS
+# stream to nginx GnuTLS is mapped, after an h2 one (HTTP/2.0 in nginx's log)
+# libnghttp2 too; an h2c request to a server streamtype the agent hosts maps
+# libnghttp2 where HTTP/1.1 requests did not. Then, in a mount namespace
+# where one library is hidden (/dev/null bound over it): a stream that needs
+# it is refused with "TLS unavailable: " or "HTTP/2 unavailable: " and the
+# loader's reason (the agent logs it once, however many streams fail), an h2c
+# client of the hosted server gets that text in a GOAWAY, while the other
+# streams, HTTP/1.1 on the server, and the agent itself go on working.
 set -u
 . "$(dirname "$0")/../shell/tap.sh"
 . "$(dirname "$0")/proxy-common.sh"
@@ -14,30 +19,41 @@ set -u
 
 command -v nginx >/dev/null || skip_all "nginx is not installed"
 command -v certtool >/dev/null || skip_all "certtool (gnutls-bin) is not installed"
+command -v nghttp >/dev/null || skip_all "nghttp (nghttp2-client) is not installed"
+command -v curl >/dev/null || skip_all "curl is not installed"
 [ "$(id -u)" = 0 ] || skip_all "needs root (a mount namespace hides libgnutls)"
 
 proxy_workdir
 proxy_certs
 
-# The agent, its client and library, the examples: no NEEDED libgnutls.
+# The agent, its client and library, the examples: no NEEDED libgnutls nor libnghttp2.
 BUILD=$(dirname "$(dirname "$SMDAGENT")")
-needs=""
+needs_tls=""
+needs_h2=""
 for f in "$SMDAGENT" "$SMDCTL" "$BUILD"/smd/libsmd.so.* "$BUILD"/examples/smd-publish \
     "$BUILD"/examples/smd-subscribe "$BUILD"/examples/stream-get "$BUILD"/examples/ws-counter/ws-counter; do
     [ -f "$f" ] || continue
-    readelf -d "$f" | grep -q 'NEEDED.*libgnutls' && needs="$needs $f"
+    readelf -d "$f" | grep -q 'NEEDED.*libgnutls' && needs_tls="$needs_tls $f"
+    readelf -d "$f" | grep -q 'NEEDED.*libnghttp2' && needs_h2="$needs_h2 $f"
 done
-is "$needs" "" "no binary we ship has libgnutls in its NEEDED list"
+is "$needs_tls" "" "no binary we ship has libgnutls in its NEEDED list"
+is "$needs_h2" "" "no binary we ship has libnghttp2 in its NEEDED list"
 
 # certtool is linked with GnuTLS: where the loader finds the library.
 LIBGNUTLS=$(ldd "$(command -v certtool)" | awk '/libgnutls\.so/ {print $3; exit}')
 [ -f "$LIBGNUTLS" ]
 ok $? "libgnutls found at ${LIBGNUTLS:-?}"
+# nghttp is linked with libnghttp2.
+LIBNGHTTP2=$(ldd "$(command -v nghttp)" | awk '/libnghttp2\.so/ {print $3; exit}')
+[ -f "$LIBNGHTTP2" ]
+ok $? "libnghttp2 found at ${LIBNGHTTP2:-?}"
 
 mkdir -p "$W/tmp" "$W/www"
 echo "hello over tls" >"$W/www/hello"
 TLS_PORT=$(free_port)
 PLAIN_PORT=$(free_port)
+H2_PORT=$(free_port)
+SERVER_PORT=$(free_port)
 cat >"$W/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -58,6 +74,13 @@ http {
     listen 127.0.0.1:$PLAIN_PORT;
     location = /plain { return 200 "hello in the clear\n"; }
   }
+  log_format proto '\$server_protocol';
+  server {
+    listen 127.0.0.1:$H2_PORT ssl http2;
+    ssl_certificate $W/server.pem; ssl_certificate_key $W/server.key;
+    access_log $W/h2-access.log proto;
+    location = /h2 { return 200 "hello over h2\n"; }
+  }
 }
 EOF
 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" &
@@ -66,6 +89,9 @@ wait_for 10 curl -sf --cacert "$W/ca.pem" "https://localhost:$TLS_PORT/hello" -o
 ok $? "nginx serves TLS on port $TLS_PORT"
 wait_for 10 curl -sf "http://127.0.0.1:$PLAIN_PORT/plain" -o /dev/null
 ok $? "and plain HTTP on port $PLAIN_PORT"
+wait_for 10 curl -sf --cacert "$W/ca.pem" "https://localhost:$H2_PORT/h2" -o /dev/null
+ok $? "and HTTP/2 over TLS on port $H2_PORT"
+: >"$W/h2-access.log"
 
 cat >"$W/policy.json" <<EOF
 {
@@ -77,12 +103,16 @@ cat >"$W/policy.json" <<EOF
     {"secure": {"endpoint": "localhost", "port": $TLS_PORT, "protocol": "h1", "tls": true,
                 "tls_trust_store": "test", "http_url": "hello", "retry": "once"}},
     {"clear": {"endpoint": "127.0.0.1", "port": $PLAIN_PORT, "protocol": "h1",
-               "http_url": "plain", "retry": "once"}}
+               "http_url": "plain", "retry": "once"}},
+    {"h2": {"endpoint": "localhost", "port": $H2_PORT, "protocol": "h2", "tls": true,
+            "tls_trust_store": "test", "http_url": "h2", "retry": "once"}},
+    {"status": {"server": true, "endpoint": "127.0.0.1", "port": $SERVER_PORT, "protocol": "h1"}}
   ]
 }
 EOF
 
 maps_gnutls() { grep -q 'libgnutls\.so' "/proc/$AGENT/maps"; }
+maps_nghttp2() { grep -q 'libnghttp2\.so' "/proc/$AGENT/maps"; }
 
 # start_agent LOG [WRAPPER...] ARGS...: the agent in the background, up when its socket is.
 start_agent() {
@@ -100,13 +130,15 @@ stop_agent() {
     AGENT=
 }
 
-# 1. The default policy: no TLS streamtype, no GnuTLS.
+# 1. The default policy: no TLS nor h2 streamtype, no GnuTLS, no libnghttp2.
 start_agent "$W/agent-default.log" "$SMDAGENT"
 ok $? "the agent starts on its default policy"
 "$SMDCTL" -s "$S" status >/dev/null 2>&1
 is $? 0 "smdctl status answers"
 maps_gnutls
 is $? 1 "the agent on its default policy does not map libgnutls"
+maps_nghttp2
+is $? 1 "nor libnghttp2"
 stop_agent
 
 # 2. TLS streamtypes in the policy, loaded on the first TLS stream.
@@ -124,6 +156,29 @@ maps_gnutls
 ok $? "after a TLS stream the agent maps libgnutls"
 out=$("$SMDCTL" -s "$S" stream secure 2>>"$W/secure.err")
 is "$?:$out" "0:hello over tls" "and a second TLS stream works too"
+wait_for 20 curl -sf --http1.1 "http://127.0.0.1:$SERVER_PORT/" -o /dev/null
+ok $? "the hosted server streamtype answers HTTP/1.1"
+maps_nghttp2
+is $? 1 "libnghttp2 is not mapped after plain, TLS h1 and server HTTP/1.1 streams"
+out=$("$SMDCTL" -s "$S" stream h2 2>"$W/h2.err")
+is "$?:$out" "0:hello over h2" "an h2 stream to nginx fetches its body"
+is "$(cat "$W/h2-access.log")" "HTTP/2.0" "nginx served it over HTTP/2"
+maps_nghttp2
+ok $? "after an h2 stream the agent maps libnghttp2"
+stop_agent
+
+# 2b. The server side alone: an h2c request loads libnghttp2.
+start_agent "$W/agent-server.log" "$SMDAGENT" --policy "$W/policy.json"
+ok $? "the agent starts again"
+wait_for 20 curl -sf --http1.1 "http://127.0.0.1:$SERVER_PORT/" -o /dev/null
+ok $? "its server streamtype answers HTTP/1.1"
+maps_nghttp2
+is $? 1 "libnghttp2 is not mapped"
+code=$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' \
+    "http://127.0.0.1:$SERVER_PORT/")
+is "$code" "2 200" "an h2c request to the server streamtype is answered over HTTP/2"
+maps_nghttp2
+ok $? "after it the agent maps libnghttp2"
 stop_agent
 
 # 3. The library cannot be loaded: TLS streams fail with the loader's reason, nothing else does.
@@ -147,6 +202,42 @@ ok $? "the agent is still running"
 maps_gnutls
 is $? 1 "nothing of libgnutls is mapped"
 is "$(grep -c 'TLS unavailable: .*streams with tls fail' "$W/agent-hidden.log")" 1 \
+    "the agent logged the reason once for two failed streams"
+stop_agent
+
+# 4. libnghttp2 cannot be loaded: h2 streams and h2c requests fail with the reason, nothing else does.
+# shellcheck disable=SC2016 # the inner shell expands its own arguments
+start_agent "$W/agent-h2-hidden.log" unshare -m sh -c \
+    'mount --bind /dev/null "$0" && exec "$@"' "$LIBNGHTTP2" "$SMDAGENT" --policy "$W/policy.json"
+ok $? "the agent starts where libnghttp2 cannot be loaded"
+"$SMDCTL" -s "$S" stream h2 >/dev/null 2>"$W/h2-hidden1.err"
+is $? 3 "an h2 stream is refused (smdctl exits 3)"
+grep -q 'HTTP/2 unavailable: .*libnghttp2\.so' "$W/h2-hidden1.err"
+ok $? "the refusal says HTTP/2 is unavailable and why"
+diag "smdctl: $(head -c 300 "$W/h2-hidden1.err")"
+"$SMDCTL" -s "$S" stream h2 >/dev/null 2>"$W/h2-hidden2.err"
+is $? 3 "a second h2 stream is refused the same way"
+grep -q 'HTTP/2 unavailable: .*libnghttp2\.so' "$W/h2-hidden2.err"
+ok $? "with the same reason"
+out=$("$SMDCTL" -s "$S" stream secure 2>/dev/null)
+is "$?:$out" "0:hello over tls" "an h1 stream over TLS still works"
+out=$("$SMDCTL" -s "$S" stream clear 2>/dev/null)
+is "$?:$out" "0:hello in the clear" "and a plain one"
+wait_for 20 curl -sf --http1.1 "http://127.0.0.1:$SERVER_PORT/" -o /dev/null
+ok $? "the server streamtype answers HTTP/1.1"
+nghttp -v "http://127.0.0.1:$SERVER_PORT/" >"$W/nghttp.out" 2>&1
+grep -q 'recv GOAWAY' "$W/nghttp.out" && ! grep -q ':status' "$W/nghttp.out"
+ok $? "an h2c request gets a GOAWAY and no response"
+grep -q 'error_code=HTTP_1_1_REQUIRED.*HTTP/2 unavailable: .*libnghttp2\.so' "$W/nghttp.out"
+ok $? "its client gets a GOAWAY (HTTP_1_1_REQUIRED) that says why"
+diag "nghttp: $(grep -A1 'recv GOAWAY' "$W/nghttp.out" | tr -s '\n ' ' ' | head -c 300)"
+code=$(curl -s --http1.1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT/")
+is "$code" 200 "HTTP/1.1 requests to the server go on"
+kill -0 "$AGENT" 2>/dev/null
+ok $? "the agent is still running"
+maps_nghttp2
+is $? 1 "nothing of libnghttp2 is mapped"
+is "$(grep -c 'HTTP/2 unavailable: .*h2 streams with tls fail' "$W/agent-h2-hidden.log")" 1 \
     "the agent logged the reason once for two failed streams"
 stop_agent
 
