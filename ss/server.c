@@ -94,8 +94,10 @@ struct SsServerConn {
         SsServerConn *prev, *next;
         int fd;
         uint32_t events; /* in server->epfd: 0 when not there */
+        sd_event *event; /* the context's (not a reference) */
         sd_event_source *timer;
         uint64_t deadline; /* of the timer (CLOCK_MONOTONIC), which may be set earlier */
+        uint64_t timer_at; /* when the timer goes off as we last set it; 0: off (or unknown) */
         sd_event_source *defer;
         bool defer_on;  /* defer is enabled (a run is scheduled) */
         bool in_run;    /* conn_run() runs: a run asked for is scheduled when it returns */
@@ -347,21 +349,23 @@ static void conn_update_events(SsServerConn *conn)
  */
 static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
 {
-        uint64_t now, armed;
-        int enabled = SD_EVENT_OFF;
+        uint64_t now;
 
-        if (sd_event_now(sd_event_source_get_event(conn->timer), CLOCK_MONOTONIC, &now) < 0) {
-                conn->deadline = 0;
+        /* Each sd-event call costs an atomic getpid check: we keep the timer's state. */
+        if (sd_event_now(conn->event, CLOCK_MONOTONIC, &now) < 0) {
+                conn->deadline = conn->timer_at = 0;
                 (void) sd_event_source_set_time_relative(conn->timer, usec);
                 (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
                 return;
         }
         conn->deadline = usec > UINT64_MAX - now ? UINT64_MAX : now + usec;
-        if (sd_event_source_get_enabled(conn->timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
-            sd_event_source_get_time(conn->timer, &armed) >= 0 && armed <= conn->deadline)
+        if (conn->timer_at && conn->timer_at <= conn->deadline)
                 return;
-        (void) sd_event_source_set_time(conn->timer, conn->deadline);
-        (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
+        if (sd_event_source_set_time(conn->timer, conn->deadline) >= 0 &&
+            sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT) >= 0)
+                conn->timer_at = conn->deadline;
+        else
+                conn->timer_at = 0;
 }
 
 /*
@@ -1144,11 +1148,12 @@ static int on_conn_timer(sd_event_source *source, uint64_t usec, void *userdata)
         uint64_t now;
 
         (void) usec;
-        if (sd_event_now(sd_event_source_get_event(source), CLOCK_MONOTONIC, &now) >= 0 &&
-            now < conn->deadline) {
+        conn->timer_at = 0; /* a oneshot source is off when it runs */
+        if (sd_event_now(conn->event, CLOCK_MONOTONIC, &now) >= 0 && now < conn->deadline) {
                 /* Moved on since it was set (conn_arm_timer()). */
-                (void) sd_event_source_set_time(source, conn->deadline);
-                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+                if (sd_event_source_set_time(source, conn->deadline) >= 0 &&
+                    sd_event_source_set_enabled(source, SD_EVENT_ONESHOT) >= 0)
+                        conn->timer_at = conn->deadline;
                 return 0;
         }
         if (conn->phase == CONN_H2) {
@@ -1263,10 +1268,13 @@ static void server_accept_one(SsServer *server, int fd)
         }
         conn->phase = server->creds ? CONN_HANDSHAKE : CONN_ACTIVE;
         conn->want_read = true;
+        conn->event = c->event;
         if (sd_event_add_time_relative(c->event, &conn->timer, CLOCK_MONOTONIC, server->idle_usec,
                                        0, on_conn_timer, conn) < 0 ||
             sd_event_add_defer(c->event, &conn->defer, on_conn_defer, conn) < 0)
                 goto fail;
+        /* Counted from the loop's now, as sd_event_add_time_relative() did. */
+        conn_arm_timer(conn, server->idle_usec);
         (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
         if (server->creds) {
                 if (gnutls_init(&conn->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0)
