@@ -22,6 +22,17 @@
 /* An entry of a symbol list: the name to resolve and where its pointer goes in type. */
 #define DL_TABLE_SYMBOL(type, prefix, name) {#prefix #name, offsetof(type, name)},
 
+/*
+ * Does not compile unless prefix ## name is a macro for table.name: the list
+ * of the functions' names, mapped by hand onto the table's members so call
+ * sites keep them, has every function of the table (without its macro a call
+ * would go to the library directly, which nothing links).
+ */
+#define DL_TABLE_CHECK_NAME(table, prefix, name)                                            \
+        _Static_assert(                                                                     \
+            __builtin_types_compatible_p(__typeof__(prefix##name), __typeof__(table.name)), \
+            #prefix #name " is called by its name: it needs a macro for " #table "." #name);
+
 typedef struct DlSymbol {
         const char *name;
         size_t offset; /* of its pointer in the table */

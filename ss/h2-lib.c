@@ -14,5 +14,9 @@
 static const DlSymbol symbols[] = {H2_LIB_FUNCTIONS(H2_LIB_SYMBOL)};
 #undef H2_LIB_SYMBOL
 
+#define H2_LIB_CHECK_NAME(name) DL_TABLE_CHECK_NAME(h2_lib, nghttp2_, name)
+H2_LIB_FUNCTIONS(H2_LIB_CHECK_NAME)
+#undef H2_LIB_CHECK_NAME
+
 DL_LIBRARY_DEFINE(H2Lib, h2_lib, SS_NGHTTP2_SONAME, "HTTP/2", symbols, h2_lib_load,
                   h2_unavailable_reason)

@@ -86,7 +86,7 @@ int h2_lib_load(char *err, size_t errlen);
 /* Why HTTP/2 is unavailable in this process; NULL while libnghttp2 loaded or was never needed. */
 const char *h2_unavailable_reason(void);
 
-/* The calls by their own names; keep in step with H2_LIB_FUNCTIONS. */
+/* The calls by their own names: one for each of H2_LIB_FUNCTIONS (h2-lib.c checks). */
 #define nghttp2_option_del h2_lib.option_del
 #define nghttp2_option_new h2_lib.option_new
 #define nghttp2_option_set_max_send_header_block_length \

@@ -18,5 +18,9 @@ static const DlSymbol symbols[] = {
     DL_TABLE_SYMBOL(TlsLib, gnutls_, free)};
 #undef TLS_LIB_SYMBOL
 
+#define TLS_LIB_CHECK_NAME(name) DL_TABLE_CHECK_NAME(tls_lib, gnutls_, name)
+TLS_LIB_FUNCTIONS(TLS_LIB_CHECK_NAME)
+#undef TLS_LIB_CHECK_NAME
+
 DL_LIBRARY_DEFINE(TlsLib, tls_lib, SS_GNUTLS_SONAME, "TLS", symbols, tls_lib_load,
                   tls_unavailable_reason)

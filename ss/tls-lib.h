@@ -97,7 +97,7 @@ extern TlsLib tls_lib;
  */
 int tls_lib_load(char *err, size_t errlen);
 
-/* The calls by their own names; keep in step with TLS_LIB_FUNCTIONS. */
+/* The calls by their own names: one for each of TLS_LIB_FUNCTIONS (tls-lib.c checks). */
 #define gnutls_alert_get                             tls_lib.alert_get
 #define gnutls_alert_get_name                        tls_lib.alert_get_name
 #define gnutls_alpn_get_selected_protocol            tls_lib.alpn_get_selected_protocol
