@@ -130,6 +130,25 @@ stop_agent() {
     AGENT=
 }
 
+# start_agent_without LIBRARY LOG: the agent on the test policy, where LIBRARY is /dev/null.
+start_agent_without() {
+    # shellcheck disable=SC2016 # the inner shell expands its own arguments
+    start_agent "$2" unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$1" \
+        "$SMDAGENT" --policy "$W/policy.json"
+}
+
+# refused_twice STREAMTYPE WHY: two streams refused (smdctl exits 3), each with WHY (a grep pattern).
+refused_twice() {
+    local i
+    for i in 1 2; do
+        "$SMDCTL" -s "$S" stream "$1" >/dev/null 2>"$W/$1-refused$i.err"
+        is $? 3 "stream $1, try $i: refused (smdctl exits 3)"
+        grep -q "$2" "$W/$1-refused$i.err"
+        ok $? "stream $1, try $i: the refusal says what is unavailable and why"
+    done
+    diag "smdctl: $(head -c 300 "$W/$1-refused1.err")"
+}
+
 # 1. The default policy: no TLS nor h2 streamtype, no GnuTLS, no libnghttp2.
 start_agent "$W/agent-default.log" "$SMDAGENT"
 ok $? "the agent starts on its default policy"
@@ -182,19 +201,9 @@ ok $? "after it the agent maps libnghttp2"
 stop_agent
 
 # 3. The library cannot be loaded: TLS streams fail with the loader's reason, nothing else does.
-# shellcheck disable=SC2016 # the inner shell expands its own arguments
-start_agent "$W/agent-hidden.log" unshare -m sh -c \
-    'mount --bind /dev/null "$0" && exec "$@"' "$LIBGNUTLS" "$SMDAGENT" --policy "$W/policy.json"
+start_agent_without "$LIBGNUTLS" "$W/agent-hidden.log"
 ok $? "the agent starts where libgnutls cannot be loaded"
-"$SMDCTL" -s "$S" stream secure >/dev/null 2>"$W/hidden1.err"
-is $? 3 "a TLS stream is refused (smdctl exits 3)"
-grep -q 'TLS unavailable: .*libgnutls\.so' "$W/hidden1.err"
-ok $? "the refusal says TLS is unavailable and why"
-diag "smdctl: $(head -c 300 "$W/hidden1.err")"
-"$SMDCTL" -s "$S" stream secure >/dev/null 2>"$W/hidden2.err"
-is $? 3 "a second TLS stream is refused the same way"
-grep -q 'TLS unavailable: .*libgnutls\.so' "$W/hidden2.err"
-ok $? "with the same reason"
+refused_twice secure 'TLS unavailable: .*libgnutls\.so'
 out=$("$SMDCTL" -s "$S" stream clear 2>/dev/null)
 is "$?:$out" "0:hello in the clear" "a plain stream still works"
 kill -0 "$AGENT" 2>/dev/null
@@ -206,19 +215,9 @@ is "$(grep -c 'TLS unavailable: .*streams with tls fail' "$W/agent-hidden.log")"
 stop_agent
 
 # 4. libnghttp2 cannot be loaded: h2 streams and h2c requests fail with the reason, nothing else does.
-# shellcheck disable=SC2016 # the inner shell expands its own arguments
-start_agent "$W/agent-h2-hidden.log" unshare -m sh -c \
-    'mount --bind /dev/null "$0" && exec "$@"' "$LIBNGHTTP2" "$SMDAGENT" --policy "$W/policy.json"
+start_agent_without "$LIBNGHTTP2" "$W/agent-h2-hidden.log"
 ok $? "the agent starts where libnghttp2 cannot be loaded"
-"$SMDCTL" -s "$S" stream h2 >/dev/null 2>"$W/h2-hidden1.err"
-is $? 3 "an h2 stream is refused (smdctl exits 3)"
-grep -q 'HTTP/2 unavailable: .*libnghttp2\.so' "$W/h2-hidden1.err"
-ok $? "the refusal says HTTP/2 is unavailable and why"
-diag "smdctl: $(head -c 300 "$W/h2-hidden1.err")"
-"$SMDCTL" -s "$S" stream h2 >/dev/null 2>"$W/h2-hidden2.err"
-is $? 3 "a second h2 stream is refused the same way"
-grep -q 'HTTP/2 unavailable: .*libnghttp2\.so' "$W/h2-hidden2.err"
-ok $? "with the same reason"
+refused_twice h2 'HTTP/2 unavailable: .*libnghttp2\.so'
 out=$("$SMDCTL" -s "$S" stream secure 2>/dev/null)
 is "$?:$out" "0:hello over tls" "an h1 stream over TLS still works"
 out=$("$SMDCTL" -s "$S" stream clear 2>/dev/null)
