@@ -149,7 +149,7 @@ static unsigned thread_count(void)
 
 int privileges_drop(const Privileges *p, const char *runtime_dir)
 {
-        uint64_t have, keep;
+        uint64_t have = 0, keep;
         unsigned threads, last;
         uid_t ruid, euid, suid;
         int r;

@@ -115,16 +115,18 @@ size_t classes_format(uint32_t classes, char *buf, size_t size)
         for (size_t i = 0; i < ELEMENTSOF(class_names); i++) {
                 if (!(classes & class_names[i].bit))
                         continue;
-                int n = snprintf(buf ? buf + MIN(need, size) : NULL, size > need ? size - need : 0,
-                                 "%s%s", need ? "," : "", class_names[i].name);
+                size_t room = size > need ? size - need : 0;
+                int n =
+                    room ? snprintf(buf + need, room, "%s%s", need ? "," : "", class_names[i].name)
+                         : snprintf(NULL, 0, "%s%s", need ? "," : "", class_names[i].name);
                 need += (size_t) n;
         }
         for (unsigned b = 0; b < 32; b++) {
                 uint32_t bit = UINT32_C(1) << b;
                 if ((classes & bit) && !class_name(bit)) {
-                        int n =
-                            snprintf(buf ? buf + MIN(need, size) : NULL,
-                                     size > need ? size - need : 0, "%s0x%x", need ? "," : "", bit);
+                        size_t room = size > need ? size - need : 0;
+                        int n = room ? snprintf(buf + need, room, "%s0x%x", need ? "," : "", bit)
+                                     : snprintf(NULL, 0, "%s0x%x", need ? "," : "", bit);
                         need += (size_t) n;
                 }
         }

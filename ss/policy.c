@@ -701,8 +701,8 @@ static int parse_named_entries(Parser *p, json_object *array, const NamedEntries
         for (size_t i = 0; i < json_object_array_length(array); i++) {
                 size_t saved = path_push_index(p, i);
                 EntryHead *entry = NULL;
-                const char *name;
-                json_object *body;
+                const char *name = NULL;
+                json_object *body = NULL;
 
                 r = get_single_key(p, json_object_array_get_idx(array, i), &name, &body);
                 if (r > 0)
