@@ -489,7 +489,7 @@ static void conn_fill_metadata(SsServerConn *conn, const char *name, size_t name
                 } else if (m->name[0] != name[0] || strncmp(m->name, name, name_len) != 0 ||
                            m->name[name_len] != '\0')
                         continue;
-                if (ss_stream_set_metadata(conn->stream, m->name, value, value_len) >= 0)
+                if (ss_stream_set_metadata_at(conn->stream, i, value, value_len) >= 0)
                         conn->filled |= 1u << i;
         }
 }
@@ -497,12 +497,7 @@ static void conn_fill_metadata(SsServerConn *conn, const char *name, size_t name
 /* ss_stream_set_metadata(name, NULL) for every entry, without looking each name up. */
 static void conn_clear_metadata(SsServerConn *conn)
 {
-        SsStream *s = conn->stream;
-
-        for (size_t i = 0; i < s->st->n_metadata; i++) {
-                s->metadata[i] = mfree(s->metadata[i]);
-                s->metadata_len[i] = 0;
-        }
+        ss_stream_clear_metadata(conn->stream);
 }
 
 static int conn_on_target(SsServerConn *conn, const char *method, const char *target)

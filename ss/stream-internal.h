@@ -232,8 +232,17 @@ struct SsStream {
         Timer ping_timer;         /* svalidping: the protocol pings */
         bool timeout_from_policy; /* the running timeout was started by a connection attempt */
 
-        char **metadata; /* one per policy metadata entry, NULL: no value */
+        /*
+         * One per policy metadata entry. metadata[i]: the value, NULL when unset;
+         * it points into metadata_buf[i], which stays when the value is unset so
+         * that the next value of about the same size needs no allocation (a
+         * server sets the same entries on every request). One allocation holds
+         * the four arrays (metadata is its start).
+         */
+        char **metadata;
         size_t *metadata_len;
+        char **metadata_buf;
+        size_t *metadata_cap;
 
         Transport *transport;
         H1Client *h1; /* protocol state of the connection: the one of s->proto */
@@ -275,6 +284,13 @@ int ss_stream_replace_transport(SsStream *s, const char *host, uint16_t port, bo
 
 /* Metadata lookup for strexp (userdata: the stream). */
 int ss_stream_metadata_lookup(void *userdata, const char *name, const char **ret_value);
+/*
+ * Set (value != NULL) or unset metadata entry i of the policy's list, as
+ * ss_stream_set_metadata() does for a name (the value is checked the same way).
+ */
+int ss_stream_set_metadata_at(SsStream *s, size_t i, const void *value, size_t len);
+/* Unset every entry (their buffers stay for the next values). */
+void ss_stream_clear_metadata(SsStream *s);
 
 /* The backoff delay before retry number attempt (0-based), random in [0, 2^32). */
 uint64_t ss_retry_delay_ms(const PolicyRetry *retry, unsigned attempt, uint32_t random);

@@ -1071,9 +1071,8 @@ static void stream_destroy(SsStream *s)
         tls_entry_release(s->context, s->tls);
         stream_unlink(s);
         for (size_t i = 0; i < s->st->n_metadata; i++)
-                free(s->metadata[i]);
+                free(s->metadata_buf[i]);
         free(s->metadata);
-        free(s->metadata_len);
         policy_unref(s->policy); /* s->st and s->retry point into it */
         free(s);
 }
@@ -1138,21 +1137,22 @@ static int stream_create(SsStream **ret, SsContext *c, Policy *policy, const Pol
         timer_init(&s->ping_timer, on_ping_timer, s);
 
         if (st->n_metadata > 0) {
-                s->metadata = calloc(st->n_metadata, sizeof(char *));
-                s->metadata_len = calloc(st->n_metadata, sizeof(size_t));
-                if (!s->metadata || !s->metadata_len) {
-                        free(s->metadata);
-                        free(s->metadata_len);
+                size_t n = st->n_metadata;
+
+                s->metadata = calloc(n, 2 * sizeof(char *) + 2 * sizeof(size_t));
+                if (!s->metadata) {
                         free(s);
                         return -ENOMEM;
                 }
+                s->metadata_buf = s->metadata + n;
+                s->metadata_len = (size_t *) (s->metadata_buf + n);
+                s->metadata_cap = s->metadata_len + n;
         }
 
         if (st->tls && !st->unix_socket && !st->server) {
                 k = tls_entry_acquire(c, st->tls_trust_store, &s->tls);
                 if (k < 0) {
                         free(s->metadata);
-                        free(s->metadata_len);
                         free(s);
                         return k;
                 }
@@ -1278,34 +1278,59 @@ int ss_stream_client_connect(SsStream *s)
         return 0;
 }
 
+int ss_stream_set_metadata_at(SsStream *s, size_t i, const void *value, size_t len)
+{
+        const uint8_t *v = value;
+
+        assert(s);
+        assert(i < s->st->n_metadata);
+        if (!value) {
+                s->metadata[i] = NULL;
+                s->metadata_len[i] = 0;
+                return 0;
+        }
+        if (len > SS_METADATA_VALUE_MAX)
+                return -E2BIG;
+        for (size_t k = 0; k < len; k++) /* one pass: values are short */
+                if (v[k] == '\r' || v[k] == '\n' || v[k] == '\0')
+                        return -EINVAL;
+        if (s->metadata_cap[i] < len + 1) {
+                size_t cap = MAX(len + 1, (size_t) 32);
+                char *buf = malloc(cap);
+
+                if (!buf)
+                        return -ENOMEM;
+                free(s->metadata_buf[i]);
+                s->metadata_buf[i] = buf;
+                s->metadata_cap[i] = cap;
+        }
+        memcpy(s->metadata_buf[i], value, len);
+        s->metadata_buf[i][len] = 0;
+        s->metadata[i] = s->metadata_buf[i];
+        s->metadata_len[i] = len;
+        return 0;
+}
+
+void ss_stream_clear_metadata(SsStream *s)
+{
+        for (size_t i = 0; i < s->st->n_metadata; i++) {
+                s->metadata[i] = NULL;
+                s->metadata_len[i] = 0;
+        }
+}
+
 int ss_stream_set_metadata(SsStream *s, const char *name, const void *value, size_t len)
 {
-        char *copy = NULL;
-
         assert(s);
         assert(name);
         if (len > SS_METADATA_VALUE_MAX)
                 return -E2BIG;
-        if (value &&
-            (memchr(value, '\r', len) || memchr(value, '\n', len) || memchr(value, '\0', len)))
-                return -EINVAL;
-
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const char *n = s->st->metadata[i].name;
 
                 if (n[0] != name[0] || !streq(n, name)) /* per request: no call per entry */
                         continue;
-                if (value) {
-                        copy = malloc(len + 1);
-                        if (!copy)
-                                return -ENOMEM;
-                        memcpy(copy, value, len);
-                        copy[len] = 0;
-                }
-                free(s->metadata[i]);
-                s->metadata[i] = copy;
-                s->metadata_len[i] = value ? len : 0;
-                return 0;
+                return ss_stream_set_metadata_at(s, i, value, len);
         }
         return -ENOENT;
 }
