@@ -53,7 +53,7 @@
 #include "ws-frame.h"
 
 /* Room before the tx payload for an empty final frame and the frame header. */
-#define OUT_PREFIX (2 * WS_HEADER_MAX)
+#define OUT_PREFIX WS_PIECE_PREFIX
 
 struct WsClient {
         Http1Parser *http; /* the upgrade response */
@@ -320,13 +320,10 @@ static int put_control(WsClient *w, WsOpcode opcode, const void *payload, size_t
 static SsResult fill_data(SsStream *s, WsClient *w)
 {
         uint8_t *payload = w->out + OUT_PREFIX;
-        uint8_t header[WS_HEADER_MAX], key[4];
-        size_t len = SS_TX_CHUNK, start = OUT_PREFIX;
+        size_t len = SS_TX_CHUNK;
         unsigned flags = 0;
-        bool fin, close_previous;
-        WsOpcode opcode;
         SsResult r;
-        int n;
+        int start;
 
         /* Cleared first: a request_tx from inside the callback asks for the next message. */
         w->tx_wanted = false;
@@ -342,31 +339,13 @@ static SsResult fill_data(SsStream *s, WsClient *w)
         if (len > SS_TX_CHUNK)
                 return SS_DISCONNECT_ME; /* the callback wrote past the buffer it was given */
 
-        close_previous = w->tx_in_message && (flags & SS_FLAG_SOM);
-        if (w->tx_in_message && !close_previous)
-                opcode = WS_OPCODE_CONTINUATION;
-        else
-                opcode = s->st->ws.binary ? WS_OPCODE_BINARY : WS_OPCODE_TEXT;
-        fin = flags & SS_FLAG_EOM;
-
-        n = ws_writer_header(&w->writer, header, opcode, fin, 0, len, key);
-        if (n < 0)
+        start = ws_writer_piece(&w->writer, w->out, len, s->st->ws.binary, flags & SS_FLAG_SOM,
+                                flags & SS_FLAG_EOM, &w->tx_in_message);
+        if (start < 0)
                 return SS_DISCONNECT_ME;
-        ws_mask(payload, len, key, 0);
-        start -= (size_t) n;
-        memcpy(w->out + start, header, (size_t) n);
-        if (close_previous) {
-                n = ws_writer_frame(&w->writer, header, sizeof(header), WS_OPCODE_CONTINUATION,
-                                    true, NULL, 0);
-                if (n < 0)
-                        return SS_DISCONNECT_ME;
-                start -= (size_t) n;
-                memcpy(w->out + start, header, (size_t) n);
-        }
-        w->out_start = start;
+        w->out_start = (size_t) start;
         w->out_end = OUT_PREFIX + len;
-        w->tx_in_message = !fin;
-        if (!fin)
+        if (w->tx_in_message)
                 w->tx_wanted = true;
         return SS_OK;
 }

@@ -531,6 +531,37 @@ int ws_writer_frame(WsWriter *w, uint8_t *buf, size_t buf_size, WsOpcode opcode,
         return n + (int) payload_size;
 }
 
+int ws_writer_piece(WsWriter *w, uint8_t *out, size_t len, bool binary, bool som, bool eom,
+                    bool *in_message)
+{
+        uint8_t header[WS_HEADER_MAX], key[4];
+        size_t start = WS_PIECE_PREFIX;
+        bool end_previous = *in_message && som;
+        WsOpcode opcode;
+        int n;
+
+        if (*in_message && !end_previous)
+                opcode = WS_OPCODE_CONTINUATION;
+        else
+                opcode = binary ? WS_OPCODE_BINARY : WS_OPCODE_TEXT;
+        n = ws_writer_header(w, header, opcode, eom, 0, len, key);
+        if (n < 0)
+                return n;
+        if (w->role == WS_ROLE_CLIENT)
+                ws_mask(out + WS_PIECE_PREFIX, len, key, 0);
+        start -= (size_t) n;
+        memcpy(out + start, header, (size_t) n);
+        if (end_previous) {
+                n = ws_writer_header(w, header, WS_OPCODE_CONTINUATION, true, 0, 0, key);
+                if (n < 0)
+                        return n;
+                start -= (size_t) n;
+                memcpy(out + start, header, (size_t) n);
+        }
+        *in_message = !eom;
+        return (int) start;
+}
+
 int ws_writer_close(WsWriter *w, uint8_t *buf, size_t buf_size, unsigned code, const char *reason)
 {
         uint8_t payload[WS_CONTROL_MAX];

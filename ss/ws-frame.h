@@ -212,6 +212,20 @@ int ws_writer_frame(WsWriter *w, uint8_t *buf, size_t buf_size, WsOpcode opcode,
  */
 int ws_writer_close(WsWriter *w, uint8_t *buf, size_t buf_size, unsigned code, const char *reason);
 
+/*
+ * Frames one piece of an outgoing message in place. Its payload (len bytes) is
+ * already at out + WS_PIECE_PREFIX; the frame header goes just before it, and
+ * when a piece that starts a message (som) comes while one is open
+ * (*in_message), an empty final CONTINUATION frame that ends the open one goes
+ * first. The opcode is TEXT or BINARY for a message's first piece, else
+ * CONTINUATION; eom makes it final. A client's payload is masked here.
+ * *in_message is updated. Returns the offset in out where the frames start,
+ * or a negative errno as ws_writer_header().
+ */
+#define WS_PIECE_PREFIX (2 * WS_HEADER_MAX)
+int ws_writer_piece(WsWriter *w, uint8_t *out, size_t len, bool binary, bool som, bool eom,
+                    bool *in_message);
+
 /* XORs data with key, data being the payload from byte offset on. */
 void ws_mask(uint8_t *data, size_t size, const uint8_t key[4], uint64_t offset);
 

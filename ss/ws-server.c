@@ -60,7 +60,7 @@
 #include "utf8.h"
 #include "ws-server.h"
 
-#define WS_OUT_PREFIX        (2 * WS_HEADER_MAX)
+#define WS_OUT_PREFIX        WS_PIECE_PREFIX
 #define WS_SERVER_READ_BURST 8u
 
 struct WsServerConn {
@@ -352,13 +352,10 @@ static SsResult fill_data(WsServerConn *w)
 {
         SsStream *s = w->stream;
         uint8_t *payload = w->out + WS_OUT_PREFIX;
-        uint8_t header[WS_HEADER_MAX];
-        size_t len = SS_TX_CHUNK, start = WS_OUT_PREFIX;
+        size_t len = SS_TX_CHUNK;
         unsigned flags = 0;
-        bool fin, close_previous;
-        WsOpcode opcode;
         SsResult r;
-        int n;
+        int start;
 
         /* Cleared first: a request_tx from inside the callback asks for the next message. */
         w->tx_wanted = false;
@@ -372,30 +369,13 @@ static SsResult fill_data(WsServerConn *w)
         if (len > SS_TX_CHUNK)
                 return callback_result(w, SS_DISCONNECT_ME); /* wrote past its buffer */
 
-        close_previous = w->tx_in_message && (flags & SS_FLAG_SOM);
-        if (w->tx_in_message && !close_previous)
-                opcode = WS_OPCODE_CONTINUATION;
-        else
-                opcode = s->st->ws.binary ? WS_OPCODE_BINARY : WS_OPCODE_TEXT;
-        fin = flags & SS_FLAG_EOM;
-
-        n = ws_writer_header(&w->writer, header, opcode, fin, 0, len, NULL);
-        if (n < 0)
+        start = ws_writer_piece(&w->writer, w->out, len, s->st->ws.binary, flags & SS_FLAG_SOM,
+                                flags & SS_FLAG_EOM, &w->tx_in_message);
+        if (start < 0)
                 return callback_result(w, SS_DISCONNECT_ME);
-        start -= (size_t) n;
-        memcpy(w->out + start, header, (size_t) n);
-        if (close_previous) {
-                /* SOM inside a message: end that one with an empty final frame. */
-                n = ws_writer_header(&w->writer, header, WS_OPCODE_CONTINUATION, true, 0, 0, NULL);
-                if (n < 0)
-                        return callback_result(w, SS_DISCONNECT_ME);
-                start -= (size_t) n;
-                memcpy(w->out + start, header, (size_t) n);
-        }
-        w->out_start = start;
+        w->out_start = (size_t) start;
         w->out_end = WS_OUT_PREFIX + len;
-        w->tx_in_message = !fin;
-        if (!fin)
+        if (w->tx_in_message)
                 w->tx_wanted = true;
         return SS_OK;
 }

@@ -894,6 +894,50 @@ static void test_handshake(void)
                        -EBADMSG, NULL);
 }
 
+/*
+ * ws_writer_piece(): tx pieces as the ws client and server send them. A SOM
+ * inside an open message ends it with an empty final frame first; a client's
+ * pieces are masked. The peer parses the messages back.
+ */
+static void test_writer_piece(WsRole role)
+{
+        static const struct {
+                const char *data;
+                bool binary, som, eom;
+        } pieces[] = {
+            {"Hel", false, true, false}, {"lo", false, false, true}, {"ab", true, true, false},
+            {"cd", true, true, true},    {"", false, true, true},
+        };
+        uint8_t wire[512], out[WS_PIECE_PREFIX + 16];
+        size_t wire_len = 0;
+        bool in_message = false;
+        WsWriter w;
+        char name[64];
+        int start;
+
+        ws_writer_init(&w, role, NULL, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(pieces); i++) {
+                size_t len = strlen(pieces[i].data);
+
+                memcpy(out + WS_PIECE_PREFIX, pieces[i].data, len);
+                start = ws_writer_piece(&w, out, len, pieces[i].binary, pieces[i].som,
+                                        pieces[i].eom, &in_message);
+                if (start < 0 || start > WS_PIECE_PREFIX)
+                        abort();
+                memcpy(wire + wire_len, out + start, WS_PIECE_PREFIX + len - (size_t) start);
+                wire_len += WS_PIECE_PREFIX + len - (size_t) start;
+                is_int(in_message, !pieces[i].eom,
+                       "%s piece %zu: a message stays open after it unless it ends it",
+                       role == WS_ROLE_CLIENT ? "client" : "server", i);
+        }
+        snprintf(name, sizeof(name), "%s pieces",
+                 role == WS_ROLE_CLIENT ? "client (masked)" : "server");
+        check_parse(
+            name,
+            &(WsParserOptions){.role = role == WS_ROLE_CLIENT ? WS_ROLE_SERVER : WS_ROLE_CLIENT},
+            wire, wire_len, LOG("<THello><Bab><Bcd><T>"), 0, 0);
+}
+
 int main(void)
 {
         tap_init();
@@ -907,6 +951,8 @@ int main(void)
         test_big_message(false);
         test_big_message(true);
         test_writer();
+        test_writer_piece(WS_ROLE_CLIENT);
+        test_writer_piece(WS_ROLE_SERVER);
         test_handshake();
         return tap_done();
 }
