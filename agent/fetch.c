@@ -21,6 +21,7 @@
 
 #include "signature.h"
 #include "stream.h"
+#include "transport.h"
 
 struct Fetch {
         sd_event *event;
@@ -599,10 +600,13 @@ int fetch_start(Fetch *f, const Policy *policy, const char *signing_key)
                 }
                 r = signature_key_load(&f->key, signing_key);
                 if (r < 0) {
+                        const char *tls = r == -ELIBACC ? tls_unavailable_reason() : NULL;
+
                         fetch_fail(f, r, "signature: cannot use the signing key %s: %s",
                                    signing_key,
                                    r == -EOPNOTSUPP ? "not an Ed25519 or ECDSA P-256 key"
                                    : r == -EBADMSG  ? "not a PEM public key"
+                                   : tls            ? tls
                                                     : strerror(-r));
                         return 0;
                 }

@@ -228,9 +228,17 @@ void hosted_start(Hosted *h)
                         continue;
                 r = ss_stream_new(&l->server, h->m->ss, st->name, &handlers, h);
                 if (r < 0) {
-                        log_error_errno(r, "streamtype %s: failed to serve on %s%s%u: %m", st->name,
-                                        strempty(st->endpoint), st->unix_socket ? "" : ":",
-                                        (unsigned) st->port);
+                        const char *why = ss_stream_server_get_error();
+
+                        /* The engine's text names the streamtype and says which key, file or
+                         * library. */
+                        if (why)
+                                log_error("failed to serve on %s%s%u: %s", strempty(st->endpoint),
+                                          st->unix_socket ? "" : ":", (unsigned) st->port, why);
+                        else
+                                log_error_errno(r, "streamtype %s: failed to serve on %s%s%u: %m",
+                                                st->name, strempty(st->endpoint),
+                                                st->unix_socket ? "" : ":", (unsigned) st->port);
                         continue;
                 }
                 log_info("streamtype %s: serving the agent's status on %s%s%u", st->name,

@@ -130,11 +130,14 @@ stop_agent() {
     AGENT=
 }
 
-# start_agent_without LIBRARY LOG: the agent on the test policy, where LIBRARY is /dev/null.
+# start_agent_without LIBRARY LOG [ARGS...]: the agent on the test policy (and ARGS),
+# where LIBRARY is /dev/null.
 start_agent_without() {
+    local lib=$1 log=$2
+    shift 2
     # shellcheck disable=SC2016 # the inner shell expands its own arguments
-    start_agent "$2" unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$1" \
-        "$SMDAGENT" --policy "$W/policy.json"
+    start_agent "$log" unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$lib" \
+        "$SMDAGENT" --policy "$W/policy.json" "$@"
 }
 
 # refused_twice STREAMTYPE WHY: two streams refused (smdctl exits 3), each with WHY (a grep pattern).
@@ -201,8 +204,35 @@ ok $? "after it the agent maps libnghttp2"
 stop_agent
 
 # 3. The library cannot be loaded: TLS streams fail with the loader's reason, nothing else does.
-start_agent_without "$LIBGNUTLS" "$W/agent-hidden.log"
+# A drop-in adds a TLS server the agent hosts and a policy fetch with a signing key: both
+# need GnuTLS at once, and both say why they cannot have it.
+certtool --generate-privkey --key-type=ed25519 --outfile "$W/vendor.key" 2>/dev/null &&
+    certtool --load-privkey "$W/vendor.key" --pubkey-info --outfile "$W/vendor.pub" 2>/dev/null
+ok $? "an Ed25519 signing key"
+TLS_SERVER_PORT=$(free_port)
+cat >"$W/tls-extra.json" <<EOF
+{
+  "policy_signing_key": "$W/vendor.pub",
+  "s": [
+    {"fetch_policy": {"endpoint": "https://localhost:$TLS_PORT/policy.json", "retry": "once",
+                      "timeout_ms": 5000}},
+    {"tlsstatus": {"server": true, "endpoint": "127.0.0.1", "port": $TLS_SERVER_PORT,
+                   "protocol": "h1", "tls": true, "server_cert": "file:$W/server.pem",
+                   "server_key": "file:$W/server.key"}}
+  ]
+}
+EOF
+start_agent_without "$LIBGNUTLS" "$W/agent-hidden.log" --policy "$W/tls-extra.json"
 ok $? "the agent starts where libgnutls cannot be loaded"
+grep -q "failed to serve on 127.0.0.1:$TLS_SERVER_PORT: streamtype tlsstatus: TLS unavailable: .*libgnutls\\.so" \
+    "$W/agent-hidden.log"
+ok $? "a hosted TLS server is not started, and the log says the library is why"
+diag "$(grep -m1 'tlsstatus' "$W/agent-hidden.log" | head -c 300)"
+out=$("$SMDCTL" -s "$S" policy fetch 2>&1)
+is "$?" 1 "smdctl policy fetch fails"
+echo "$out" | grep -q 'signature: cannot use the signing key .*: TLS unavailable: .*libgnutls\.so'
+ok $? "saying the signing key needs the library that cannot be loaded"
+diag "smdctl policy fetch: $(echo "$out" | head -c 300)"
 refused_twice secure 'TLS unavailable: .*libgnutls\.so'
 out=$("$SMDCTL" -s "$S" stream clear 2>/dev/null)
 is "$?:$out" "0:hello in the clear" "a plain stream still works"
