@@ -1272,7 +1272,9 @@ static void server_accept_one(SsServer *server, int fd)
         conn_arm_timer(conn, server->idle_usec);
         (void) sd_event_source_set_enabled(conn->defer, SD_EVENT_OFF);
         if (server->creds) {
-                if (gnutls_init(&conn->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0)
+                /* No SIGPIPE from a peer gone (as the client's transport): the
+                 * application's process must not depend on ignoring it. */
+                if (gnutls_init(&conn->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0)
                         goto fail;
                 if (gnutls_set_default_priority(conn->tls) < 0 ||
                     gnutls_credentials_set(conn->tls, GNUTLS_CRD_CERTIFICATE, server->creds) < 0)

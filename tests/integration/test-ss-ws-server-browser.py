@@ -97,9 +97,15 @@ class Cdp:
                 return msg.get("result", {})
 
     async def text(self, element_id):
-        r = await self.call("Runtime.evaluate", returnByValue=True,
-                            expression="(e => e ? e.textContent : null)"
-                                       "(document.getElementById(%s))" % json.dumps(element_id))
+        try:
+            r = await self.call("Runtime.evaluate", returnByValue=True,
+                                expression="(e => e ? e.textContent : null)"
+                                           "(document.getElementById(%s))" % json.dumps(element_id))
+        except RuntimeError as e:
+            # The page listed but its document not created yet (still navigating): not yet.
+            if "Cannot find default execution context" in str(e):
+                return None
+            raise
         return r.get("result", {}).get("value")
 
 
