@@ -201,7 +201,7 @@ int main(void)
         }
         if (proc_exit_code(&mon) != 0)
                 tap_diag("monitor: %s%s", mon.out, mon.err);
-        is_int(agent_participants(sock), 0, "no participant is left behind");
+        ok(wait_participants(sock, 0, 2000), "no participant is left behind");
         is_int(agent_stop(&a, 5000), 0, "agent exits 0");
         (void) agent_check_log(&a);
 out:

@@ -301,7 +301,8 @@ int main(void)
                "received + lost = every message sent while it stalled");
         cmp_int(res.data, <, N_FLOOD, "it did not get the whole flood");
 
-        is_int(agent_participants(sock), 1, "the agent still counts the stalled client");
+        /* The publishers just closed; the agent may not have read their EOF yet. */
+        ok(wait_participants(sock, 1, 2000), "the agent still counts the stalled client");
         is_int(agent_stop(&a, 5000), 0, "agent exits 0");
         (void) agent_check_log(&a);
 out:
