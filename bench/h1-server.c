@@ -24,21 +24,25 @@
 static const char body[] = "hello world\n";
 static int nginx_headers;
 
-/* An IMF-fixdate, formatted once a second (as nginx does). */
-static const char *http_date(void)
+/*
+ * The Date header: an IMF-fixdate formatted by a timer at each second, so a
+ * request reads no clock (nginx, likewise, reads the time once per loop
+ * iteration, not per request).
+ */
+static char date[64];
+static size_t date_len;
+
+static int on_second(sd_event_source *source, uint64_t usec, void *userdata)
 {
-        static char date[64];
-        static time_t last = -1;
-        time_t now = time(NULL);
+        time_t now = (time_t) (usec / 1000000);
+        struct tm tm;
 
-        if (now != last) {
-                struct tm tm;
-
-                last = now;
-                (void) strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
-                                gmtime_r(&now, &tm));
-        }
-        return date;
+        (void) userdata;
+        date_len = strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+        if (!source)
+                return 0;
+        (void) sd_event_source_set_time(source, (usec / 1000000 + 1) * 1000000);
+        return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
 
 static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ack)
@@ -49,10 +53,8 @@ static SsResult on_state(SsStream *s, void *userdata, SsState state, uint32_t ac
                 return SS_OK;
         (void) ss_stream_server_ack(s, 0);
         if (nginx_headers) {
-                const char *date = http_date();
-
                 (void) ss_stream_set_metadata(s, "srv", "smdss", 5); /* as long as "nginx" */
-                (void) ss_stream_set_metadata(s, "date", date, strlen(date));
+                (void) ss_stream_set_metadata(s, "date", date, date_len);
         }
         (void) ss_stream_set_metadata(s, "ct", "text/plain", 10);
         if (nginx_headers)
@@ -139,6 +141,15 @@ int main(int argc, char **argv)
         policy_unref(policy);
         (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
         (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        if (nginx_headers) {
+                uint64_t now = 0;
+
+                (void) sd_event_now(event, CLOCK_REALTIME, &now);
+                (void) on_second(NULL, now, NULL);
+                if (sd_event_add_time(event, NULL, CLOCK_REALTIME, (now / 1000000 + 1) * 1000000,
+                                      1000, on_second, NULL) < 0)
+                        return 1;
+        }
         r = ss_stream_new(&server, ctx, "bench", &handlers, NULL);
         if (r < 0) {
                 fprintf(stderr, "listening on 127.0.0.1:%u: %s\n", port, strerror(-r));

@@ -175,16 +175,6 @@ static void buf_adds(Buf *b, const char *s)
         buf_add(b, s, strlen(s));
 }
 
-/* A policy header name, as sent: without a trailing ':' (upstream writes "x-y:"). */
-size_t h1_header_name_len(const char *header)
-{
-        size_t n = strlen(header);
-
-        if (n > 0 && header[n - 1] == ':')
-                n--;
-        return n;
-}
-
 static int build_request(SsStream *s, H1Client *h)
 {
         const char *method = h1_stream_method(s);
@@ -210,7 +200,7 @@ static int build_request(SsStream *s, H1Client *h)
 
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const PolicyMetadata *md = &s->st->metadata[i];
-                size_t n = h1_header_name_len(md->header);
+                size_t n = md->header_len;
 
                 if (n == 0 || !s->metadata[i])
                         continue;
@@ -591,7 +581,7 @@ void h1_store_response_metadata(SsStream *s, const char *name, size_t name_len, 
 {
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const char *header = s->st->metadata[i].header;
-                size_t n = h1_header_name_len(header);
+                size_t n = s->st->metadata[i].header_len;
 
                 if (n == 0 || n != name_len || strncasecmp(header, name, n) != 0)
                         continue;

@@ -1178,7 +1178,7 @@ static int submit_request(SsStream *s, H2Client *h)
         first_metadata = n;
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const PolicyMetadata *md = &s->st->metadata[i];
-                size_t len = h1_header_name_len(md->header);
+                size_t len = md->header_len;
 
                 if (len == 0 || !s->metadata[i])
                         continue;

@@ -113,10 +113,8 @@ static bool header_is_wanted(H2Server *h, const uint8_t *name, size_t name_len)
 
         for (size_t i = 0; i < st->n_metadata; i++) {
                 const char *hn = st->metadata[i].header;
-                size_t n = hn ? strlen(hn) : 0;
+                size_t n = st->metadata[i].header_len;
 
-                if (n > 0 && hn[n - 1] == ':')
-                        n--;
                 if (n == name_len && strncasecmp(hn, (const char *) name, n) == 0)
                         return true;
         }

@@ -1384,6 +1384,9 @@ static int parse_metadata(Parser *p, PolicyStreamtype *st, void *json)
                         path_push_key(p, name);
                         r = dup_string(p, value, POLICY_STRING_MAX, &m->header);
                         if (r > 0) {
+                                m->header_len = strlen(m->header);
+                                if (m->header_len > 0 && m->header[m->header_len - 1] == ':')
+                                        m->header_len--;
                                 m->name = strdup(name);
                                 if (!m->name)
                                         return -ENOMEM;

@@ -119,6 +119,8 @@ typedef struct PolicyTrustStore {
 typedef struct PolicyMetadata {
         char *name;   /* the ${name} used in strexp */
         char *header; /* the HTTP header it is sent as; "" when it is not sent */
+        /* header's name as sent: without the trailing ':' upstream writes ("x-y:"); 0: none */
+        size_t header_len;
 } PolicyMetadata;
 
 typedef struct PolicyRespMap {

@@ -33,13 +33,15 @@
 #include "tls-lib.h"
 #include "ws-server.h"
 
-#define SERVER_READ_BUF          16384u
-#define SERVER_ACCEPT_BURST      64u
-#define SERVER_READ_BURST        8u
-#define SERVER_EVENT_BATCH       128u /* ready connections served per wake-up */
-#define SERVER_SPARES            4u   /* buffer sets kept for the next request */
-#define SERVER_CHUNK_PREFIX      20u  /* hex size and CRLF before a chunk */
-#define SERVER_CHUNK_SUFFIX      8u   /* CRLF, then "0\r\n\r\n" */
+#define SERVER_READ_BUF     16384u
+#define SERVER_ACCEPT_BURST 64u
+#define SERVER_READ_BURST   8u
+#define SERVER_EVENT_BATCH  128u /* ready connections served per wake-up */
+#define SERVER_SPARES       4u   /* buffer sets kept for the next request */
+/* Complete responses held back in a run for one write (pipelined requests): at most this. */
+#define SERVER_HOLD_MAX          16384u
+#define SERVER_CHUNK_PREFIX      20u /* hex size and CRLF before a chunk */
+#define SERVER_CHUNK_SUFFIX      8u  /* CRLF, then "0\r\n\r\n" */
 #define SERVER_EMFILE_PAUSE_USEC 100000u
 #define SERVER_CERT_FILE_MAX     (1024u * 1024u) /* a PEM certificate chain or key */
 
@@ -68,6 +70,7 @@ struct SsServer {
         sd_event_source *conns_io;
         struct epoll_event *batch; /* the events being served (on_server_conns_io()) */
         unsigned n_batch;
+        uint64_t batch_now; /* the loop's CLOCK_MONOTONIC time while a batch is served; 0: none */
         /*
          * The buffers of connections gone idle, for the next request on any of them:
          * an idle connection holds none, and a keep-alive request needs no malloc().
@@ -102,6 +105,7 @@ struct SsServerConn {
         bool defer_on;  /* defer is enabled (a run is scheduled) */
         bool in_run;    /* conn_run() runs: a run asked for is scheduled when it returns */
         bool run_asked; /* ... and one was */
+        bool hold; /* conn_run() runs: complete responses may wait for its end (conn_flush()) */
         gnutls_session_t tls;
         ConnPhase phase;
         bool want_read, want_write;
@@ -114,8 +118,10 @@ struct SsServerConn {
         uint8_t *in;          /* NULL while idle */
         size_t in_off, in_len;
 
-        /* The current request. */
+        /* The current request: method and path point into target (kept for the next one). */
         char *method, *path;
+        char *target;
+        size_t target_cap;
         bool req_started, req_headers_done, req_complete, txn_delivered;
         bool head, keep_alive, body_som_sent;
         uint64_t body_received;
@@ -195,14 +201,6 @@ static const char *status_reason(unsigned status)
         default:
                 return "Status";
         }
-}
-
-/* A policy header name as sent: without a trailing ':'. */
-static size_t header_name_len(const char *header)
-{
-        size_t n = strlen(header);
-
-        return n > 0 && header[n - 1] == ':' ? n - 1 : n;
 }
 
 static int hex_value(char c)
@@ -351,8 +349,13 @@ static void conn_arm_timer(SsServerConn *conn, uint64_t usec)
 {
         uint64_t now;
 
-        /* Each sd-event call costs an atomic getpid check: we keep the timer's state. */
-        if (sd_event_now(conn->event, CLOCK_MONOTONIC, &now) < 0) {
+        /*
+         * Each sd-event call costs an atomic getpid check: we keep the timer's state,
+         * and a batch of connections reads the time once.
+         */
+        if (conn->server && conn->server->batch_now)
+                now = conn->server->batch_now;
+        else if (sd_event_now(conn->event, CLOCK_MONOTONIC, &now) < 0) {
                 conn->deadline = conn->timer_at = 0;
                 (void) sd_event_source_set_time_relative(conn->timer, usec);
                 (void) sd_event_source_set_enabled(conn->timer, SD_EVENT_ONESHOT);
@@ -409,9 +412,42 @@ static int out_reserve(SsServerConn *conn, size_t size)
         return 0;
 }
 
-/* Writes what is buffered: 1 when all of it went, 0 when waiting for the socket, or -errno. */
+/* Room for SIZE more bytes behind the output still pending: where they go, or NULL. */
+static uint8_t *out_tail(SsServerConn *conn, size_t size)
+{
+        size_t pending = conn->out_len - conn->out_off;
+
+        if (conn->out_off > 0) {
+                memmove(conn->out, conn->out + conn->out_off, pending);
+                conn->out_off = 0;
+                conn->out_len = pending;
+        }
+        if (out_reserve(conn, pending + size) < 0)
+                return NULL;
+        return conn->out + pending;
+}
+
+/*
+ * Whether what is buffered may wait for the end of the run (conn_run()): the
+ * responses to pipelined requests then leave in one write, not one each. Only
+ * complete responses wait, and only a bounded amount; a response being
+ * streamed, one that closes, or output the socket has refused goes at once.
+ */
+static bool conn_holds_output(const SsServerConn *conn)
+{
+        return conn->hold && conn->phase == CONN_ACTIVE && !conn->closing && !conn->want_write &&
+               (!conn->resp_started || conn->eom_queued) &&
+               conn->out_len - conn->out_off < SERVER_HOLD_MAX;
+}
+
+/*
+ * Writes what is buffered: 1 when all of it went (or may wait, conn_holds_output()),
+ * 0 when waiting for the socket, or -errno.
+ */
 static int conn_flush(SsServerConn *conn)
 {
+        if (conn_holds_output(conn))
+                return 1;
         while (conn->out_off < conn->out_len) {
                 ssize_t n =
                     conn_write(conn, conn->out + conn->out_off, conn->out_len - conn->out_off);
@@ -435,13 +471,24 @@ static int conn_flush(SsServerConn *conn)
         return 1;
 }
 
+/* conn_flush(), and what was held back goes too. */
+static int conn_flush_held(SsServerConn *conn)
+{
+        bool hold = conn->hold;
+        int k;
+
+        conn->hold = false;
+        k = conn_flush(conn);
+        conn->hold = hold;
+        return k;
+}
+
 /* ---- requests ---------------------------------------------------------------------------- */
 
 /* Forgets the request and its response; buffers go when nothing is left to parse. */
 static void conn_request_clear(SsServerConn *conn)
 {
-        conn->method = mfree(conn->method);
-        conn->path = mfree(conn->path);
+        conn->method = conn->path = NULL;
         conn->req_started = conn->req_headers_done = conn->req_complete = false;
         conn->txn_delivered = conn->head = conn->keep_alive = conn->body_som_sent = false;
         conn->body_received = 0;
@@ -452,7 +499,8 @@ static void conn_request_clear(SsServerConn *conn)
         conn->len = conn->sent = 0;
         conn->resp_started = conn->chunked = conn->no_body = false;
         conn->eom_queued = conn->resp_done = false;
-        if (conn->in_off == conn->in_len) {
+        /* Output still pending (the socket is full) keeps its buffer, and the others with it. */
+        if (conn->in_off == conn->in_len && conn->out_off == conn->out_len) {
                 SsServer *server = conn->server;
 
                 if (server && server->n_spares < SERVER_SPARES && conn->in && conn->parser) {
@@ -483,7 +531,7 @@ static void conn_fill_metadata(SsServerConn *conn, const char *name, size_t name
                 const PolicyMetadata *m = &st->metadata[i];
 
                 if (header) {
-                        if (!m->header || !m->header[0] || header_name_len(m->header) != name_len ||
+                        if (m->header_len != name_len || name_len == 0 ||
                             strncasecmp(m->header, name, name_len) != 0)
                                 continue;
                 } else if (m->name[0] != name[0] || strncmp(m->name, name, name_len) != 0 ||
@@ -504,13 +552,23 @@ static int conn_on_target(SsServerConn *conn, const char *method, const char *ta
 {
         const char *q = strchr(target, '?');
         size_t path_len = q ? (size_t) (q - target) : strlen(target);
+        size_t method_len = strlen(method), need = method_len + 1 + path_len + 1;
 
         conn_clear_metadata(conn);
-        conn->method = strdup(method);
-        conn->path = strndup(target, path_len);
-        if (!conn->method || !conn->path)
-                return -ENOMEM;
-        conn_fill_metadata(conn, "method", 6, method, strlen(method), false);
+        conn->method = conn->path = NULL;
+        if (need > conn->target_cap) {
+                char *t = realloc(conn->target, need);
+
+                if (!t)
+                        return -ENOMEM;
+                conn->target = t;
+                conn->target_cap = need;
+        }
+        conn->method = memcpy(conn->target, method, method_len + 1);
+        conn->path = conn->target + method_len + 1;
+        memcpy(conn->path, target, path_len);
+        conn->path[path_len] = '\0';
+        conn_fill_metadata(conn, "method", 6, method, method_len, false);
         conn_fill_metadata(conn, "path", 4, conn->path, path_len, false);
         if (!q)
                 return 0;
@@ -545,6 +603,9 @@ static size_t put_str(char *h, size_t n, const char *str)
         return put_mem(h, n, str, strlen(str));
 }
 
+/* A string literal: its length known when compiled. */
+#define put_lit(h, n, lit) put_mem(h, n, "" lit, sizeof(lit) - 1)
+
 static size_t put_uint(char *h, size_t n, uint64_t v)
 {
         char digits[20];
@@ -562,52 +623,50 @@ static int conn_start_response(SsServerConn *conn)
         const PolicyStreamtype *st = conn->stream->st;
         char *h;
         size_t cap = 256, n;
-        int r;
 
         for (size_t i = 0; i < st->n_metadata; i++)
-                if (st->metadata[i].header && conn->stream->metadata[i])
-                        cap += strlen(st->metadata[i].header) + conn->stream->metadata_len[i] + 4;
-        r = out_reserve(conn, cap);
-        if (r < 0)
-                return r;
-        h = (char *) conn->out;
+                if (conn->stream->metadata[i])
+                        cap += st->metadata[i].header_len + conn->stream->metadata_len[i] + 4;
+        /* Behind what is pending: earlier responses held back (conn_holds_output()). */
+        h = (char *) out_tail(conn, cap);
+        if (!h)
+                return -ENOMEM;
         conn->no_body =
             conn->head || conn->status < 200 || conn->status == 204 || conn->status == 304;
         conn->chunked = !conn->has_len && !conn->no_body;
         if (!conn->keep_alive)
                 conn->closing = true;
         /* Built with memcpy(): this runs for every response (cap covers the fixed parts). */
-        n = put_str(h, 0, "HTTP/1.1 ");
+        n = put_lit(h, 0, "HTTP/1.1 ");
         n = put_uint(h, n, conn->status);
-        n = put_str(h, n, " ");
+        n = put_lit(h, n, " ");
         n = put_str(h, n, status_reason(conn->status));
-        n = put_str(h, n, "\r\n");
+        n = put_lit(h, n, "\r\n");
         for (size_t i = 0; i < st->n_metadata && i < 32; i++) {
-                const char *hn = st->metadata[i].header, *v = conn->stream->metadata[i];
+                const char *v = conn->stream->metadata[i];
 
-                if (!hn || !hn[0] || !v || (conn->filled & (1u << i)))
+                if (!st->metadata[i].header_len || !v || (conn->filled & (1u << i)))
                         continue;
-                n = put_mem(h, n, hn, header_name_len(hn));
-                n = put_str(h, n, ": ");
+                n = put_mem(h, n, st->metadata[i].header, st->metadata[i].header_len);
+                n = put_lit(h, n, ": ");
                 n = put_mem(h, n, v, strnlen(v, conn->stream->metadata_len[i]));
-                n = put_str(h, n, "\r\n");
+                n = put_lit(h, n, "\r\n");
         }
         if (conn->chunked)
-                n = put_str(h, n, "Transfer-Encoding: chunked\r\n");
+                n = put_lit(h, n, "Transfer-Encoding: chunked\r\n");
         else if (conn->has_len && conn->status >= 200 && conn->status != 204 &&
                  conn->status != 304) {
-                n = put_str(h, n, "Content-Length: ");
+                n = put_lit(h, n, "Content-Length: ");
                 n = put_uint(h, n, conn->len);
-                n = put_str(h, n, "\r\n");
+                n = put_lit(h, n, "\r\n");
         }
         if (conn->status == 426) /* a WebSocket version we do not speak (ws-server.c) */
-                n = put_str(h, n, "Sec-WebSocket-Version: 13\r\n");
+                n = put_lit(h, n, "Sec-WebSocket-Version: 13\r\n");
         if (conn->closing)
-                n = put_str(h, n, "Connection: close\r\n");
-        n = put_str(h, n, "\r\n");
+                n = put_lit(h, n, "Connection: close\r\n");
+        n = put_lit(h, n, "\r\n");
         assert(n <= cap);
-        conn->out_off = 0;
-        conn->out_len = n;
+        conn->out_len += n;
         conn->resp_started = true;
         if (conn->no_body || (conn->has_len && conn->len == 0))
                 conn->eom_queued = true;
@@ -713,6 +772,8 @@ static SsResult conn_pump(SsServerConn *conn)
                         return SS_DISCONNECT_ME;
                 if (k == 0)
                         return SS_OK;
+                if (conn->closing && conn->phase == CONN_ACTIVE && !conn->txn_delivered)
+                        return SS_DISCONNECT_ME; /* held responses sent, then the client's EOF */
                 if (conn->phase == CONN_LINGER) {
                         if (conn->eom_queued && !conn->resp_done) {
                                 conn->resp_done = true;
@@ -731,6 +792,9 @@ static SsResult conn_pump(SsServerConn *conn)
                                 return SS_DISCONNECT_ME;
                         if (!conn->req_complete)
                                 return SS_OK; /* the rest of the request body is read on */
+                        /* No more requests buffered: what was held back goes now. */
+                        if (conn->in_off == conn->in_len && conn_flush_held(conn) < 0)
+                                return SS_DISCONNECT_ME;
                         conn_request_clear(conn);
                         conn->want_read = true;
                         conn_update_events(conn);
@@ -786,6 +850,13 @@ static SsResult conn_upgrade(SsServerConn *conn)
                 conn->req_headers_done = true;
                 return conn_fail_request(conn, status) ? conn_pump(conn) : SS_DISCONNECT_ME;
         }
+        /*
+         * Responses to requests pipelined before the upgrade, held back in this run
+         * (conn_holds_output()), go before the 101; a client that does not take
+         * them now is not one to upgrade.
+         */
+        if (conn_flush_held(conn) != 1)
+                return SS_DISCONNECT_ME;
         conn->phase = CONN_WS;
         conn_set_epoll(conn, 0);
         conn->timer = sd_event_source_disable_unref(conn->timer);
@@ -831,12 +902,12 @@ static SsResult conn_on_event(SsServerConn *conn, const Http1RequestEvent *ev)
                 conn_arm_timer(conn, conn->server->idle_usec);
                 if (http1_request_expects_continue(conn->parser)) {
                         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                        uint8_t *t = out_tail(conn, sizeof(cont));
 
-                        if (out_reserve(conn, sizeof(cont)) < 0)
+                        if (!t)
                                 return SS_DISCONNECT_ME;
-                        memcpy(conn->out, cont, sizeof(cont) - 1);
-                        conn->out_off = 0;
-                        conn->out_len = sizeof(cont) - 1;
+                        memcpy(t, cont, sizeof(cont) - 1);
+                        conn->out_len += sizeof(cont) - 1;
                 }
                 conn->txn_delivered = true;
                 return ss_stream_deliver_state(s, SS_STATE_SERVER_TXN, 0);
@@ -915,8 +986,10 @@ static SsResult conn_process(SsServerConn *conn)
                 if (!conn->parser || k == 0) {
                         ssize_t n;
 
-                        if (conn->eof)
-                                return SS_DISCONNECT_ME;
+                        if (conn->eof) /* what is still pending goes first (conn_pump()) */
+                                return conn->closing && conn->out_len > conn->out_off
+                                           ? SS_OK
+                                           : SS_DISCONNECT_ME;
                         if (reads++ >= SERVER_READ_BURST) {
                                 conn_schedule(conn);
                                 return SS_OK;
@@ -953,8 +1026,12 @@ static SsResult conn_process(SsServerConn *conn)
                         }
                         if (n <= 0) {
                                 conn->eof = true;
-                                /* A response under way still goes out; then the close. */
-                                if (conn->txn_delivered && conn->answered) {
+                                /*
+                                 * A response under way, or those held back, still go out;
+                                 * then the close.
+                                 */
+                                if ((conn->txn_delivered && conn->answered) ||
+                                    conn->out_len > conn->out_off) {
                                         conn->closing = true;
                                         conn_update_events(conn);
                                         return conn_pump(conn);
@@ -963,7 +1040,7 @@ static SsResult conn_process(SsServerConn *conn)
                         }
                         conn->in_off = 0;
                         conn->in_len = (size_t) n;
-                        if (!conn->tls && !conn->req_started &&
+                        if (!conn->tls && !conn->req_started && conn->out_len == conn->out_off &&
                             conn->stream->state == SS_STATE_CONNECTED &&
                             conn->in_len >= H2_SERVER_PREFACE_LEN &&
                             memcmp(conn->in, H2_SERVER_PREFACE, H2_SERVER_PREFACE_LEN) == 0)
@@ -1079,7 +1156,12 @@ static SsResult conn_run(SsServerConn *conn, bool writable)
                 return conn_run_phase(conn, writable);
         conn->in_run = true;
         conn->run_asked = false;
+        conn->hold = true;
         r = conn_run_phase(conn, writable);
+        conn->hold = false;
+        /* What was held back for one write (conn_holds_output()) goes now. */
+        if (r == SS_OK && conn->server && conn->fd >= 0 && conn->out_len > conn->out_off)
+                r = conn_pump(conn);
         conn->in_run = false;
         if (conn->run_asked) {
                 conn->run_asked = false;
@@ -1109,6 +1191,8 @@ static int on_server_conns_io(sd_event_source *source, int fd, uint32_t revents,
         server->in_conns = true;
         server->batch = events;
         server->n_batch = (unsigned) n;
+        if (sd_event_now(server->stream->context->event, CLOCK_MONOTONIC, &server->batch_now) < 0)
+                server->batch_now = 0;
         for (int i = 0; i < n && !server->free_pending; i++) {
                 SsServerConn *conn = events[i].data.ptr;
 
@@ -1121,6 +1205,7 @@ static int on_server_conns_io(sd_event_source *source, int fd, uint32_t revents,
         }
         server->batch = NULL;
         server->n_batch = 0;
+        server->batch_now = 0;
         server->in_conns = false;
         if (server->free_pending)
                 server_free(server);
@@ -1207,8 +1292,7 @@ static void conn_free(SsServerConn *conn)
         http1_request_free(conn->parser);
         free(conn->in);
         free(conn->out);
-        free(conn->method);
-        free(conn->path);
+        free(conn->target);
         free(conn);
 }
 
@@ -1878,9 +1962,10 @@ int ss_server_request_foreach_response_header(SsServerConn *rc, SsServerHeaderCa
                 const char *hn = st->metadata[i].header;
                 int r;
 
-                if (!hn || !hn[0] || !rc->stream->metadata[i] || (rc->filled & (1u << i)))
+                if (!st->metadata[i].header_len || !rc->stream->metadata[i] ||
+                    (rc->filled & (1u << i)))
                         continue;
-                r = cb(hn, header_name_len(hn), rc->stream->metadata[i],
+                r = cb(hn, st->metadata[i].header_len, rc->stream->metadata[i],
                        rc->stream->metadata_len[i], userdata);
                 if (r < 0)
                         return r;

@@ -350,8 +350,6 @@ bool h1_client_is_reusable(SsStream *s, SsPoolKey *ret_key, uint64_t *ret_idle_m
 /* What h2 shares with h1: the method, header names, expected status, response metadata. */
 const char *h1_stream_method(SsStream *s);
 bool h1_method_has_body(const char *method);
-/* A policy header name, as sent: without a trailing ':'. */
-size_t h1_header_name_len(const char *header);
 bool h1_status_is_expected(SsStream *s, unsigned status);
 /* A response header into the metadata that declares it. */
 void h1_store_response_metadata(SsStream *s, const char *name, size_t name_len, const char *value,

@@ -245,10 +245,8 @@ static int build_request(SsStream *s, WsClient *w)
         }
         for (size_t i = 0; i < s->st->n_metadata; i++) {
                 const PolicyMetadata *md = &s->st->metadata[i];
-                size_t n = strlen(md->header);
+                size_t n = md->header_len;
 
-                if (n > 0 && md->header[n - 1] == ':')
-                        n--;
                 if (n == 0 || !s->metadata[i])
                         continue;
                 head_add(&b, md->header, n);

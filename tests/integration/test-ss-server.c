@@ -101,6 +101,7 @@ typedef struct Raw {
         size_t size;
         char *out_file;    /* what came back */
         unsigned interval; /* slowloris: ms between bytes after the request line; 0: at once */
+        bool shut;         /* shut down the sending side once the request is sent */
 } Raw;
 
 /* Sends the request (or trickles it) and records the answer and the seconds until EOF. */
@@ -131,6 +132,8 @@ static int raw_client(void *arg)
                         n = (int) send(fd, raw->request + sent, chunk, MSG_NOSIGNAL);
                         if (n > 0)
                                 sent += (size_t) n;
+                        if (raw->shut && sent == raw->size)
+                                (void) shutdown(fd, SHUT_WR);
                 }
                 n = poll(&p, 1, raw->interval ? (int) raw->interval : 20000);
                 if (n < 0)
@@ -294,6 +297,64 @@ static void test_bad_request(void)
         ok(out && strstr(out, "\nELAPSED "), "and the connection closed");
         free(out);
         free(raw.out_file);
+}
+
+/*
+ * Requests pipelined in one write are answered in order, each completely, whether
+ * the application answers at once (/hello), with a status only (/missing: 404),
+ * or in pieces (/chunked); the last says close. Then the same without the close
+ * but with the client's EOF right after its requests: every answer still comes.
+ */
+static void test_pipelined(void)
+{
+        static const char reqs[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /teapot HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /hello HTTP/1.1\r\nHost: x\r\n";
+        static const char *const want[] = {"HTTP/1.1 200 OK\r\n",
+                                           "hello world\n",
+                                           "HTTP/1.1 404 Not Found\r\n",
+                                           "HTTP/1.1 201 Created\r\n",
+                                           "4\r\none,\r\n4\r\ntwo,\r\n6\r\nthree\n\r\n0\r\n\r\n",
+                                           "HTTP/1.1 418 ",
+                                           "short and stout\n",
+                                           "HTTP/1.1 200 OK\r\n",
+                                           "HTTP/1.1 200 OK\r\n",
+                                           "hello world\n"};
+        char request[sizeof(reqs) + 64];
+
+        for (int shut = 0; shut <= 1; shut++) {
+                Raw raw = {.request = request, .shut = shut, .out_file = peers_path("pipe.out")};
+                const char *at;
+                char *out;
+                unsigned found = 0;
+
+                raw.size = (size_t) snprintf(request, sizeof(request), "%s%s\r\n", reqs,
+                                             shut ? "" : "Connection: close\r\n");
+                is_int(ss_peers_run_child(raw_client, &raw, 30), 0,
+                       "pipelined (%s): the client ran", shut ? "then EOF" : "close");
+                out = read_raw(&raw);
+                at = out;
+                for (size_t i = 0; at && i < ELEMENTSOF(want); i++) {
+                        const char *hit = strstr(at, want[i]);
+
+                        if (!hit)
+                                break;
+                        found++;
+                        at = hit + strlen(want[i]);
+                }
+                is_int(found, ELEMENTSOF(want), "pipelined (%s): six answers, in order, whole",
+                       shut ? "then EOF" : "close");
+                ok(at && strncmp(at, "\nELAPSED ", 9) == 0,
+                   "pipelined (%s): nothing after them, then the close",
+                   shut ? "then EOF" : "close");
+                if (found != ELEMENTSOF(want) || !at || strncmp(at, "\nELAPSED ", 9) != 0)
+                        tap_diag("got: %s", out ? out : "(nothing)");
+                free(out);
+                free(raw.out_file);
+        }
 }
 
 static void test_big_header(void)
@@ -568,6 +629,7 @@ int main(void)
                 test_basic("unix", "http://localhost", extra);
         }
         test_bad_request();
+        test_pipelined();
         test_big_header();
         test_slowloris();
         test_idle_flood(plain);
