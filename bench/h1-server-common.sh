@@ -60,14 +60,16 @@ server_bench_cleanup() {
   rm -rf "$W"
 }
 
+# A p99 of 0 (wrk measures no latency distribution for pipelined requests) prints as "-".
 server_bench_print() { # name "ours_rps ours_p99" "nginx_rps nginx_p99" ["ours_best nginx_best"]
   local or op nr np ob nb
   read -r or op <<< "$2"; read -r nr np <<< "$3"; read -r ob nb <<< "${4:-0 0}"
   printf '%-22s %11s %11s %11s %11s %7s %7s %10s %10s %7s\n' run "ours req/s" "ours p99ms" \
     "nginx req/s" "nginx p99ms" "req/s x" "p99 x" "ours best" "nginx best" "best x"
   awk -v name="$1" -v or="$or" -v op="$op" -v nr="$nr" -v np="$np" -v ob="$ob" -v nb="$nb" \
-    'BEGIN { printf "%-22s %11.0f %11.3f %11.0f %11.3f %7.2f %7.2f %10.0f %10.0f %7.2f\n", name, or, op, nr, np,
-             or / nr, (np > 0 ? op / np : 0), ob, nb, (nb > 0 ? ob / nb : 0) }'
+    'function ms(v) { return v > 0 ? sprintf("%.3f", v) : "-" }
+     BEGIN { printf "%-22s %11.0f %11s %11.0f %11s %7.2f %7s %10.0f %10.0f %7.2f\n", name, or, ms(op), nr, ms(np),
+             or / nr, (np > 0 && op > 0 ? sprintf("%.2f", op / np) : "-"), ob, nb, (nb > 0 ? ob / nb : 0) }'
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
