@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "h2-lib.h"
 #include "h2-server.h"
 #include "http1-request.h"
 #include "stream-internal.h"
@@ -82,7 +83,8 @@ struct SsServer {
         } spares[SERVER_SPARES];
         unsigned n_spares;
         gnutls_certificate_credentials_t creds;
-        char *unix_path;           /* removed when the server stops */
+        bool offer_h2;   /* in ALPN over TLS: libnghttp2 could be loaded when the server started */
+        char *unix_path; /* removed when the server stops */
         SsServerConn *head, *tail; /* oldest first */
         unsigned n_conns;
         uint64_t idle_usec;
@@ -1366,9 +1368,10 @@ static void server_accept_one(SsServer *server, int fd)
                 {
                         gnutls_datum_t alpn[] = {{(unsigned char *) "h2", 2},
                                                  {(unsigned char *) "http/1.1", 8}};
+                        bool h2 = server->offer_h2;
 
-                        (void) gnutls_alpn_set_protocols(conn->tls, alpn, 2,
-                                                         GNUTLS_ALPN_SERVER_PRECEDENCE);
+                        (void) gnutls_alpn_set_protocols(conn->tls, h2 ? alpn : alpn + 1,
+                                                         h2 ? 2 : 1, GNUTLS_ALPN_SERVER_PRECEDENCE);
                 }
                 gnutls_transport_set_int(conn->tls, fd);
         }
@@ -1564,6 +1567,13 @@ static int server_load_credentials(SsServer *server)
                 else
                         r = 0;
         }
+        /*
+         * h2 is offered in ALPN only when it can be served: where libnghttp2 cannot be
+         * loaded, a client that would have chosen h2 speaks HTTP/1.1 instead of being
+         * sent away with a GOAWAY.
+         */
+        if (r >= 0)
+                server->offer_h2 = h2_lib_load(NULL, 0) >= 0;
         if (key.data) {
                 explicit_bzero(key.data, key.size);
                 free(key.data);

@@ -244,9 +244,29 @@ is "$(grep -c 'TLS unavailable: .*streams with tls fail' "$W/agent-hidden.log")"
     "the agent logged the reason once for two failed streams"
 stop_agent
 
-# 4. libnghttp2 cannot be loaded: h2 streams and h2c requests fail with the reason, nothing else does.
-start_agent_without "$LIBNGHTTP2" "$W/agent-h2-hidden.log"
+# 4. libnghttp2 cannot be loaded: h2 streams and h2c requests fail with the reason, nothing else does;
+# a TLS server the agent hosts offers only http/1.1 in ALPN, so a client that would choose h2
+# speaks HTTP/1.1 to it.
+TLS_H1_PORT=$(free_port)
+cat >"$W/tls-h1-only.json" <<EOF
+{
+  "s": [
+    {"tlsstatus": {"server": true, "endpoint": "127.0.0.1", "port": $TLS_H1_PORT,
+                   "protocol": "h1", "tls": true, "server_cert": "file:$W/server.pem",
+                   "server_key": "file:$W/server.key"}}
+  ]
+}
+EOF
+start_agent_without "$LIBNGHTTP2" "$W/agent-h2-hidden.log" --policy "$W/tls-h1-only.json"
 ok $? "the agent starts where libnghttp2 cannot be loaded"
+wait_for 20 curl -sf --cacert "$W/ca.pem" "https://localhost:$TLS_H1_PORT/" -o /dev/null
+ok $? "its TLS server streamtype answers"
+code=$(curl -sv --http2 --cacert "$W/ca.pem" -o /dev/null -w '%{http_version} %{http_code}' \
+    "https://localhost:$TLS_H1_PORT/" 2>"$W/curl-alpn.err")
+is "$code" "1.1 200" "curl --http2 over TLS is answered over HTTP/1.1"
+grep -q 'ALPN: server accepted http/1.1' "$W/curl-alpn.err" && ! grep -q 'GOAWAY' "$W/curl-alpn.err"
+ok $? "ALPN chose http/1.1 (the server offers no h2 it cannot serve), no GOAWAY and retry"
+diag "curl: $(grep -m2 'ALPN' "$W/curl-alpn.err" | tr '\n' ' ')"
 refused_twice h2 'HTTP/2 unavailable: .*libnghttp2\.so'
 out=$("$SMDCTL" -s "$S" stream secure 2>/dev/null)
 is "$?:$out" "0:hello over tls" "an h1 stream over TLS still works"
