@@ -3,15 +3,15 @@
  * A server streamtype as a benchmark target: every request on 127.0.0.1:PORT
  * gets 200 with the same small body ("hello world\n", content-type
  * text/plain), over HTTP/1.1 or h2c (prior knowledge), from one in-process
- * engine on one thread. bench/h1-server-vs-nginx (wrk) and
- * bench/h2-server-vs-nginx (h2load) run it next to nginx with one worker.
+ * engine on one thread. bench/h1-server (wrk) and bench/h2-server
+ * (h2load) run it next to nginx with one worker.
  * With --cert and --key (PEM files) it serves over TLS instead (ALPN h2 and
  * http/1.1). With --nginx-headers every response also carries the headers
  * nginx adds to the same response (server, date, connection: keep-alive; not
  * for h2), so that both send the same bytes. Prints "ready" once listening;
  * runs until SIGTERM or SIGINT.
  *
- *   h1-server --port P [--cert PEM --key PEM] [--nginx-headers]
+ *   server-app --port P [--cert PEM --key PEM] [--nginx-headers]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         }
         if (port == 0 || port > 65535 || argc % 2 == 0 || !cert != !key) {
                 fprintf(stderr,
-                        "usage: h1-server --port P [--cert PEM --key PEM] [--nginx-headers]\n");
+                        "usage: server-app --port P [--cert PEM --key PEM] [--nginx-headers]\n");
                 return 2;
         }
         if (asprintf(

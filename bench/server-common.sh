@@ -1,11 +1,11 @@
-# Shared by bench/h1-server-vs-nginx and bench/h2-server-vs-nginx: starts
-# bench/h1-server and nginx (one worker, the same 12-byte body and
+# Shared by bench/h1-server and bench/h2-server: starts the application
+# bench/server-app and nginx (one worker, the same 12-byte body and
 # content-type) on free loopback ports in a temporary folder, pinned with
 # taskset; prints the table rows. Sourced, not run.
 
 server_bench_start() { # build-dir [http2]; BENCH_TLS=1: both over TLS (test certificates)
   local build=$1 listen_opt=${2:-} port_of ssl_conf="" ours_tls=()
-  OURS_BIN=$(realpath "$build/bench/h1-server")
+  OURS_BIN=$(realpath "$build/bench/server-app")
   W=$(mktemp -d); NGINX=; OURS=
   trap 'server_bench_cleanup' EXIT
   chmod 755 "$W"; cd "$W"
@@ -40,7 +40,7 @@ http { access_log off; client_body_temp_path $W/b; proxy_temp_path $W/p; fastcgi
     location / { default_type text/plain; return 200 "hello world\n"; } } }
 CONF
   $SERVER_CPU nginx -p "$W" -c "$W/nginx.conf" -e "$W/error.log" & NGINX=$!
-  # OURS_OPTS: more options for bench/h1-server (h1-server-vs-nginx: --nginx-headers)
+  # OURS_OPTS: more options for bench/server-app (bench/h1-server: --nginx-headers)
   $SERVER_CPU "$OURS_BIN" --port "$OURS_PORT" "${ours_tls[@]}" ${OURS_OPTS:-} > ours.out & OURS=$!
   for _ in $(seq 500); do
     if curl -skf -o /dev/null "$SCHEME://127.0.0.1:$NGINX_PORT/" 2>/dev/null ||
@@ -48,7 +48,7 @@ CONF
       grep -q ready ours.out && break
     fi
     kill -0 "$NGINX" || { echo "nginx did not start" >&2; exit 1; }
-    kill -0 "$OURS" || { echo "bench/h1-server did not start" >&2; exit 1; }
+    kill -0 "$OURS" || { echo "bench/server-app did not start" >&2; exit 1; }
     sleep 0.01
   done
 }
