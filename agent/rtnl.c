@@ -113,6 +113,22 @@ static AttributeWalk attribute_walk(const uint8_t *data, size_t size)
         return (AttributeWalk){.data = data, .size = size};
 }
 
+/*
+ * The fixed header a message's body starts with (SIZE bytes, copied to HDR:
+ * the body need not be aligned for it), and a walk over the attributes behind it.
+ */
+static int body_header(const RtnlMessage *m, void *hdr, size_t size, AttributeWalk *ret_walk,
+                       RtnlError *ret_error)
+{
+        size_t off = MIN((size_t) NLMSG_ALIGN(size), m->body_size);
+
+        if (m->body_size < size)
+                return fail(RTNL_ERROR_SHORT_BODY, ret_error);
+        memcpy(hdr, m->body, size);
+        *ret_walk = attribute_walk(m->body + off, m->body_size - off);
+        return 0;
+}
+
 /* 1 and the next attribute, 0 at the end, -EBADMSG. */
 static int attribute_next(AttributeWalk *w, Attribute *ret, RtnlError *ret_error)
 {
@@ -209,17 +225,15 @@ int rtnl_parse_link(const RtnlMessage *m, RtnlLink *ret, RtnlError *ret_error)
         bool has_name = false;
         int r;
 
-        if (m->body_size < sizeof(ifi))
-                return fail(RTNL_ERROR_SHORT_BODY, ret_error);
-        memcpy(&ifi, m->body, sizeof(ifi));
+        r = body_header(m, &ifi, sizeof(ifi), &w, ret_error);
+        if (r < 0)
+                return r;
         if (ifi.ifi_index <= 0)
                 return fail(RTNL_ERROR_IFINDEX, ret_error);
         link.family = ifi.ifi_family;
         link.ifindex = ifi.ifi_index;
         link.flags = ifi.ifi_flags;
 
-        w = attribute_walk(m->body + NLMSG_ALIGN(sizeof(ifi)),
-                           m->body_size - NLMSG_ALIGN(sizeof(ifi)));
         while ((r = attribute_next(&w, &a, ret_error)) > 0) {
                 switch (a.type) {
                 case IFLA_IFNAME:
@@ -265,17 +279,15 @@ int rtnl_parse_address(const RtnlMessage *m, RtnlAddress *ret, RtnlError *ret_er
         size_t address_size;
         int r;
 
-        if (m->body_size < sizeof(ifa))
-                return fail(RTNL_ERROR_SHORT_BODY, ret_error);
-        memcpy(&ifa, m->body, sizeof(ifa));
+        r = body_header(m, &ifa, sizeof(ifa), &w, ret_error);
+        if (r < 0)
+                return r;
         addr.family = ifa.ifa_family;
         addr.prefixlen = ifa.ifa_prefixlen;
         addr.scope = ifa.ifa_scope;
         addr.flags = ifa.ifa_flags;
         addr.ifindex = ifa.ifa_index <= INT_MAX ? (int) ifa.ifa_index : 0;
 
-        w = attribute_walk(m->body + NLMSG_ALIGN(sizeof(ifa)),
-                           m->body_size - NLMSG_ALIGN(sizeof(ifa)));
         while ((r = attribute_next(&w, &a, ret_error)) > 0) {
                 switch (a.type) {
                 case IFA_LOCAL:
@@ -373,9 +385,9 @@ int rtnl_parse_route(const RtnlMessage *m, RtnlRoute *ret, RtnlError *ret_error)
         uint32_t oif = 0;
         int r;
 
-        if (m->body_size < sizeof(rtm))
-                return fail(RTNL_ERROR_SHORT_BODY, ret_error);
-        memcpy(&rtm, m->body, sizeof(rtm));
+        r = body_header(m, &rtm, sizeof(rtm), &w, ret_error);
+        if (r < 0)
+                return r;
         route.family = rtm.rtm_family;
         route.dst_len = rtm.rtm_dst_len;
         route.type = rtm.rtm_type;
@@ -387,8 +399,6 @@ int rtnl_parse_route(const RtnlMessage *m, RtnlRoute *ret, RtnlError *ret_error)
         if (route.dst_len > address_size * 8 && address_size > 0)
                 return fail(RTNL_ERROR_PREFIX_LENGTH, ret_error);
 
-        w = attribute_walk(m->body + NLMSG_ALIGN(sizeof(rtm)),
-                           m->body_size - NLMSG_ALIGN(sizeof(rtm)));
         while ((r = attribute_next(&w, &a, ret_error)) > 0) {
                 switch (a.type) {
                 case RTA_TABLE:
