@@ -209,6 +209,14 @@ stop_agent
 certtool --generate-privkey --key-type=ed25519 --outfile "$W/vendor.key" 2>/dev/null &&
     certtool --load-privkey "$W/vendor.key" --pubkey-info --outfile "$W/vendor.pub" 2>/dev/null
 ok $? "an Ed25519 signing key"
+# tls_server PORT: the policy entry of a TLS server streamtype "tlsstatus" the agent hosts.
+tls_server() {
+    cat <<EOF
+{"tlsstatus": {"server": true, "endpoint": "127.0.0.1", "port": $1,
+               "protocol": "h1", "tls": true, "server_cert": "file:$W/server.pem",
+               "server_key": "file:$W/server.key"}}
+EOF
+}
 TLS_SERVER_PORT=$(free_port)
 cat >"$W/tls-extra.json" <<EOF
 {
@@ -216,9 +224,7 @@ cat >"$W/tls-extra.json" <<EOF
   "s": [
     {"fetch_policy": {"endpoint": "https://localhost:$TLS_PORT/policy.json", "retry": "once",
                       "timeout_ms": 5000}},
-    {"tlsstatus": {"server": true, "endpoint": "127.0.0.1", "port": $TLS_SERVER_PORT,
-                   "protocol": "h1", "tls": true, "server_cert": "file:$W/server.pem",
-                   "server_key": "file:$W/server.key"}}
+    $(tls_server "$TLS_SERVER_PORT")
   ]
 }
 EOF
@@ -248,15 +254,7 @@ stop_agent
 # a TLS server the agent hosts offers only http/1.1 in ALPN, so a client that would choose h2
 # speaks HTTP/1.1 to it.
 TLS_H1_PORT=$(free_port)
-cat >"$W/tls-h1-only.json" <<EOF
-{
-  "s": [
-    {"tlsstatus": {"server": true, "endpoint": "127.0.0.1", "port": $TLS_H1_PORT,
-                   "protocol": "h1", "tls": true, "server_cert": "file:$W/server.pem",
-                   "server_key": "file:$W/server.key"}}
-  ]
-}
-EOF
+echo "{\"s\": [$(tls_server "$TLS_H1_PORT")]}" >"$W/tls-h1-only.json"
 start_agent_without "$LIBNGHTTP2" "$W/agent-h2-hidden.log" --policy "$W/tls-h1-only.json"
 ok $? "the agent starts where libnghttp2 cannot be loaded"
 wait_for 20 curl -sf --cacert "$W/ca.pem" "https://localhost:$TLS_H1_PORT/" -o /dev/null
