@@ -852,13 +852,8 @@ static SsResult conn_upgrade(SsServerConn *conn)
                 conn->req_headers_done = true;
                 return conn_fail_request(conn, status) ? conn_pump(conn) : SS_DISCONNECT_ME;
         }
-        /*
-         * Responses to requests pipelined before the upgrade, held back in this run
-         * (conn_holds_output()), go before the 101; a client that does not take
-         * them now is not one to upgrade.
-         */
-        if (conn_flush_held(conn) != 1)
-                return SS_DISCONNECT_ME;
+        /* Only a connection's first request upgrades: no earlier response is held. */
+        assert(conn->out_len == conn->out_off);
         conn->phase = CONN_WS;
         conn_set_epoll(conn, 0);
         conn->timer = sd_event_source_disable_unref(conn->timer);

@@ -490,6 +490,9 @@ int main(void)
                "version 8 refused: 426, Sec-WebSocket-Version: 13");
         is_int(client("noproto", port[0], NULL), 0, "no subprotocol offered: 400");
         is_int(client("badkey", port[0], NULL), 0, "a bad key: 400");
+        is_int(client("pipelined", port[0], NULL), 0,
+               "two requests and an upgrade in one write: 200, 200, then 400 (an upgrade "
+               "only as the first request) and the close");
 
         {
                 static const struct {

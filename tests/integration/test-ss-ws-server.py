@@ -194,9 +194,10 @@ async def case_appclose(port, ca):
 # ---- hand-made clients ------------------------------------------------------------------------
 
 def raw_handshake(port, extra=None, version="13", protocol=PROTO,
-                  key=base64.b64encode(os.urandom(16)).decode()):
+                  key=base64.b64encode(os.urandom(16)).decode(), before=""):
+    """BEFORE: requests sent ahead of the upgrade in the same write (pipelined)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    head = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+    head = before + ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n"
             % (port, key, version))
     if protocol:
@@ -204,7 +205,7 @@ def raw_handshake(port, extra=None, version="13", protocol=PROTO,
     head += "\r\n"
     s.sendall(head.encode())
     answer = b""
-    while b"\r\n\r\n" not in answer:
+    while answer.count(b"\r\n\r\n") < 1 + before.count("\r\n\r\n"):
         b = s.recv(4096)
         if not b:
             break
@@ -305,6 +306,25 @@ async def case_validity(port, ping, hup):
     diag("quiet client connected for %.1f s, still echoes" % (time.monotonic() - t0))
 
 
+def case_pipelined(port):
+    """Two plain requests and an upgrade in one write: an upgrade is only taken as the
+    first request of a connection, so 200, 200, then 400 and the close, all in order."""
+    plain = "GET /page HTTP/1.1\r\nHost: x\r\n\r\n"
+    s, answer = raw_handshake(port, before=plain * 2)
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        answer += b
+    s.close()
+    heads = answer.split(b"\r\n\r\n")
+    if not (len(heads) == 4 and heads[0].startswith(b"HTTP/1.1 200 ") and
+            heads[1].startswith(b"HTTP/1.1 200 ") and heads[2].startswith(b"HTTP/1.1 400 ") and
+            b"\r\nConnection: close" in heads[2] and heads[3] == b""):
+        fail("pipelined: %r" % answer[:300])
+    diag("pipelined: %s" % b", ".join(h.split(b"\r\n")[0] for h in heads[:3]).decode())
+
+
 def case_refused(port, how):
     if how == "version":
         s, answer = raw_handshake(port, version="8")
@@ -341,6 +361,9 @@ def main():
             fail("handshake: %r" % answer[:60])
         time.sleep(5)
         s.close()
+        return
+    if case == "pipelined":
+        case_pipelined(port)
         return
     if case in ("version", "noproto", "badkey"):
         case_refused(port, case)
