@@ -3,6 +3,8 @@
 # content-type) on free loopback ports in a temporary folder, pinned with
 # taskset; prints the table rows. Sourced, not run.
 
+BENCH_DIR=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
+
 server_bench_start() { # build-dir [http2]; BENCH_TLS=1: both over TLS (test certificates)
   local build=$1 listen_opt=${2:-} port_of ssl_conf="" ours_tls=()
   OURS_BIN=$(realpath "$build/bench/server-app")
@@ -18,13 +20,7 @@ server_bench_start() { # build-dir [http2]; BENCH_TLS=1: both over TLS (test cer
   while [ "$NGINX_PORT" = "$OURS_PORT" ]; do NGINX_PORT=$(port_of); done
   SCHEME=http
   if [ "${BENCH_TLS:-0}" = 1 ]; then
-    certtool --generate-privkey --key-type=ecdsa --outfile ca.key 2>/dev/null
-    printf 'cn = "Bench CA"\nca\ncert_signing_key\nexpiration_days = 2\n' > ca.tmpl
-    certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem 2>/dev/null
-    certtool --generate-privkey --key-type=ecdsa --outfile server.key 2>/dev/null
-    printf 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 2\n' > server.tmpl
-    certtool --generate-certificate --load-privkey server.key --load-ca-certificate ca.pem \
-      --load-ca-privkey ca.key --template server.tmpl --outfile server.pem 2>/dev/null
+    "$BENCH_DIR/certs.sh" "$W"
     listen_opt="ssl $listen_opt"
     ssl_conf="ssl_certificate $W/server.pem; ssl_certificate_key $W/server.key;"
     ours_tls=(--cert "$W/server.pem" --key "$W/server.key")
